@@ -1,0 +1,14 @@
+"""POST /api/send_sms: a mobile app sends an SMS/MMS through Twilio."""
+
+import azure.functions as func
+
+from shared.api import created, mobile_api, read_payload
+from shared.messaging import SmsRequest, send_sms
+from shared.settings import load_settings
+
+
+@mobile_api
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    settings = load_settings()
+    sms = SmsRequest.parse(read_payload(req), settings)
+    return created(send_sms(sms, settings))

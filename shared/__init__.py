@@ -1,0 +1,1 @@
+"""Shared Twilio module: settings, client, TwiML, webhook security, errors and phone numbers."""

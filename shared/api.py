@@ -1,0 +1,67 @@
+"""The mobile API boundary: POST-only check, request body parsing, the one exception-to-JSON mapping, access log."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+
+from shared.errors import AppError, answer, json_response
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+MAX_BODY_BYTES = 64 * 1024
+
+
+def mobile_api(handler: Handler) -> Handler:
+    """Wrap a mobile API handler: POST only, then the one error boundary (AppError -> JSON error body)."""
+
+    @functools.wraps(handler)
+    def main(req: func.HttpRequest) -> func.HttpResponse:
+        def run() -> func.HttpResponse:
+            if req.method.upper() != "POST":
+                raise AppError(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
+            return handler(req)
+
+        return answer(handler.__module__, run)
+
+    return main
+
+
+def read_payload(req: func.HttpRequest) -> dict[str, Any]:
+    """The request body as a dict: a JSON object or a form (repeated form keys become lists); 400/415 otherwise."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise AppError(413, "body_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not body.strip():
+        return {}
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AppError(400, "invalid_body", "The request body is not UTF-8.") from None
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            payload = json.loads(text)
+        except ValueError as exc:
+            raise AppError(400, "invalid_json", f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        if not isinstance(payload, dict):
+            raise AppError(400, "invalid_json", "The JSON body must be an object, e.g. {\"to\": \"+14155550123\"}.")
+        return payload
+    if content_type == "application/x-www-form-urlencoded":
+        form: dict[str, Any] = {}
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            if key in form:
+                form[key] = (form[key] if isinstance(form[key], list) else [form[key]]) + [value]
+            else:
+                form[key] = value
+        return form
+    raise AppError(415, "unsupported_media_type",
+                   "Send the body as application/json (or application/x-www-form-urlencoded).")
+
+
+def created(payload: dict[str, Any]) -> func.HttpResponse:
+    """201 with a JSON body."""
+    return json_response(payload, 201)

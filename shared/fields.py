@@ -1,0 +1,64 @@
+"""Request-field validation for the mobile API: every failure is a 400 naming the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from shared.errors import invalid_field
+
+
+def reject_unknown(payload: dict[str, Any], allowed: Iterable[str]) -> None:
+    """400 for the first field the operation does not know (catches typos such as 'To' for 'to')."""
+    allowed = tuple(allowed)
+    for name in payload:
+        if name not in allowed:
+            raise invalid_field(name, f"Unknown field '{name}'; this operation takes: {', '.join(allowed)}.",
+                                "unknown_field")
+
+
+def text(payload: dict[str, Any], name: str, *, required: bool = False, max_length: int = 256,
+         pattern: re.Pattern[str] | None = None) -> str | None:
+    """A string field: trimmed, non-empty when present, at most max_length characters, matching pattern."""
+    value = payload.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise invalid_field(name, f"'{name}' is required.", "missing_field")
+        return None
+    if not isinstance(value, str):
+        raise invalid_field(name, f"'{name}' must be a string.")
+    value = value.strip()
+    if "\x00" in value:
+        raise invalid_field(name, f"'{name}' must not contain NUL characters.")
+    if len(value) > max_length:
+        raise invalid_field(name, f"'{name}' is longer than {max_length} characters.", "too_long")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise invalid_field(name, f"'{name}' has an invalid format.")
+    return value
+
+
+def https_url(value: Any, name: str) -> str:
+    """An absolute https URL with a host, at most 2048 characters."""
+    if not isinstance(value, str):
+        raise invalid_field(name, f"'{name}' must be an https URL string.", "invalid_url")
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # e.g. an invalid port or IPv6 literal
+        ok = False
+    if not ok or len(value) > 2048 or any(c.isspace() for c in value):
+        raise invalid_field(name, f"'{name}' must be an absolute https:// URL.", "invalid_url")
+    return value
+
+
+def https_urls(payload: dict[str, Any], name: str, max_items: int) -> list[str]:
+    """A field holding one https URL or a list of them (at most max_items)."""
+    value = payload.get(name)
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    if len(items) > max_items:
+        raise invalid_field(name, f"'{name}' takes at most {max_items} URLs.", "too_many_media")
+    return [https_url(item, name) for item in items]

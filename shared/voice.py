@@ -1,0 +1,69 @@
+"""make_call: validate a mobile app's call request and create the call, whose TwiML comes from voice_webhook."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from shared import fields
+from shared.phone import mask, require_allowed_destination, to_e164
+from shared.settings import Settings
+from shared.twilio_client import get_client, twilio_errors
+from shared.twiml import LANGUAGE_PATTERN, VOICE_PATTERN
+
+logger = logging.getLogger("shared.voice")
+
+MAX_MESSAGE_CHARS = 1000
+FIELDS = ("to", "from", "message", "voice", "language", "status_callback")
+VOICE_WEBHOOK_PATH = "/api/voice_webhook"
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A validated make_call request."""
+
+    to: str
+    from_: str | None
+    message: str | None
+    voice: str | None
+    language: str | None
+    status_callback: str | None
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any], settings: Settings) -> CallRequest:
+        """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
+        fields.reject_unknown(payload, FIELDS)
+        to = to_e164(fields.text(payload, "to", required=True), "to", settings.default_region)
+        require_allowed_destination(to, settings.allowed_destination_prefixes)
+        sender = fields.text(payload, "from")
+        callback = payload.get("status_callback")
+        return cls(
+            to=to,
+            from_=to_e164(sender, "from", settings.default_region) if sender else None,
+            message=fields.text(payload, "message", max_length=MAX_MESSAGE_CHARS),
+            voice=fields.text(payload, "voice", max_length=64, pattern=VOICE_PATTERN),
+            language=fields.text(payload, "language", max_length=35, pattern=LANGUAGE_PATTERN),
+            status_callback=fields.https_url(callback, "status_callback") if callback is not None else None,
+        )
+
+    def webhook_url(self, origin: str) -> str:
+        """voice_webhook's URL with the message (twimlets-style `Message`), Voice and Language in the query."""
+        query = {name: value for name, value in
+                 (("Message", self.message), ("Voice", self.voice), ("Language", self.language)) if value}
+        return origin + VOICE_WEBHOOK_PATH + (f"?{urlencode(query)}" if query else "")
+
+
+def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, Any]:
+    """Create the call (one create request, never re-sent) and return the documented 201 body."""
+    sender = call.from_ or settings.phone_number
+    settings.rest_credentials(also_missing=() if sender else ("TWILIO_PHONE_NUMBER",))
+    options: dict[str, Any] = {}
+    if call.status_callback:
+        options["status_callback"] = call.status_callback
+    with twilio_errors():
+        created = get_client(settings).calls.create(to=call.to, from_=sender, url=call.webhook_url(origin),
+                                                    method="POST", **options)
+    logger.info("Call %s queued to %s", created.sid, mask(call.to))
+    return {"sid": created.sid, "status": created.status, "to": created.to, "from": created.from_}

@@ -1,0 +1,88 @@
+"""Twilio webhook security in one decorator: method check -> signature over the public URL -> handler -> XML."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+from twilio.twiml import TwiML
+
+from shared.errors import AppError, answer
+from shared.settings import Settings, load_settings
+from shared.twiml import xml_response
+from shared.urls import public_url
+
+logger = logging.getLogger("shared.webhook")
+
+SIGNATURE_HEADER = "x-twilio-signature"
+ALLOWED_METHODS = ("GET", "POST")
+MAX_BODY_BYTES = 64 * 1024
+
+
+class Params(dict):
+    """Form parameters with every value of a repeated key, in the shape RequestValidator signs (getall)."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A verified Twilio webhook request: its parameters (form, then query string) and the app settings."""
+
+    form: Params
+    query: dict[str, list[str]]
+    settings: Settings
+
+    def param(self, name: str) -> str:
+        """The first value of a Twilio parameter from the body, else from the query string; '' when absent."""
+        values = self.form.get(name) or self.query.get(name) or [""]
+        return values[0]
+
+
+def twilio_webhook(handler: Callable[[Webhook], TwiML]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Serve handler only for requests carrying a valid X-Twilio-Signature; fails closed (403/503) otherwise."""
+    name = handler.__module__
+
+    def main(req: func.HttpRequest) -> func.HttpResponse:
+        return answer(name, lambda: xml_response(handler(verify(req))))
+
+    main.__doc__ = handler.__doc__
+    main.__annotations__ = {"req": func.HttpRequest, "return": func.HttpResponse}  # what the Functions worker checks
+    return main
+
+
+def verify(req: func.HttpRequest) -> Webhook:
+    """Check method and signature; return the verified request or raise the AppError to answer."""
+    if req.method.upper() not in ALLOWED_METHODS:
+        raise AppError(405, "method_not_allowed", "Use GET or POST.", headers={"Allow": "GET, POST"})
+    settings = load_settings()
+    validator = RequestValidator(settings.webhook_token())
+    signature = req.headers.get(SIGNATURE_HEADER) or ""
+    url = public_url(req, settings.public_base_url)
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise AppError(413, "body_too_large", "The request body is too large for a Twilio webhook.")
+    form = Params()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if text is not None and content_type == "application/json" and "bodySHA256" in query:
+        signed: Params | str | None = text
+    elif text is not None and (not body or content_type == "application/x-www-form-urlencoded"):
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            form.setdefault(key, []).append(value)
+        signed = form
+    else:
+        signed = None  # a body that cannot be signed the way Twilio signs
+    if not signature or signed is None or not validator.validate(url, signed, signature):
+        logger.warning("Rejected a webhook request with a %s signature", "missing" if not signature else "invalid")
+        raise AppError(403, "invalid_signature", "Missing or invalid X-Twilio-Signature.")
+    return Webhook(form=form, query=query, settings=settings)
