@@ -1,0 +1,111 @@
+"""Shared fixtures: a clean app environment, the Twilio sandbox on loopback, and request builders for each main."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from devtools.sandbox import TwilioSandbox
+
+# Recognisable fake credentials: the secret-hygiene tests search every output for them.
+ACCOUNT_SID = "AC" + "5ec7e75ec7e75ec7e75ec7e75ec7e75e"
+AUTH_TOKEN = "authtoken-SECRET-4f1d2e3c"
+API_KEY_SID = "SK" + "6b1e6b1e6b1e6b1e6b1e6b1e6b1e6b1e"
+API_KEY_SECRET = "apikeysecret-SECRET-9a8b7c"
+SENDER = "+15005550006"  # Twilio's magic "always succeeds" sender
+RECIPIENT = "+14155550123"
+
+APP_SETTINGS = (
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
+    "TWILIO_PHONE_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS",
+    "PUBLIC_BASE_URL", "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
+    "ALLOWED_DESTINATION_PREFIXES", "DEFAULT_REGION",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with none of the app's settings set."""
+    for name in APP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[TwilioSandbox]:
+    """A Twilio REST sandbox on a free loopback port."""
+    from devtools.sandbox import TwilioSandbox
+
+    sb = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_keys={API_KEY_SID: API_KEY_SECRET},
+                       host="127.0.0.1", port=0).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, sandbox: TwilioSandbox) -> TwilioSandbox:
+    """The app configured against the sandbox (2 s Twilio timeout); returns the sandbox."""
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_PHONE_NUMBER", SENDER)
+    monkeypatch.setenv("TWILIO_API_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("TWILIO_HTTP_TIMEOUT_SECONDS", "2")
+    return sandbox
+
+
+def json_request(url: str, payload: Any, method: str = "POST", headers: dict[str, str] | None = None) -> func.HttpRequest:
+    """A mobile-API request with a JSON body (payload may be bytes to send as is)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return func.HttpRequest(method, url, headers={"content-type": "application/json", **(headers or {})}, body=body)
+
+
+def form_request(url: str, pairs: list[tuple[str, str]] | dict[str, str], method: str = "POST",
+                 headers: dict[str, str] | None = None) -> func.HttpRequest:
+    """A form-encoded request (pairs may repeat a key)."""
+    return func.HttpRequest(method, url, body=urlencode(pairs).encode(),
+                            headers={"content-type": "application/x-www-form-urlencoded", **(headers or {})})
+
+
+def sign(url: str, params: Any, token: str = AUTH_TOKEN) -> str:
+    """X-Twilio-Signature for url + params, computed by Twilio's own algorithm."""
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def signed_form(url: str, pairs: list[tuple[str, str]] | dict[str, str], *, token: str = AUTH_TOKEN,
+                signed_url: str | None = None, headers: dict[str, str] | None = None) -> func.HttpRequest:
+    """A webhook POST as Twilio sends it: form body, signed over signed_url (default: url) and every parameter."""
+    items = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
+    multi = _MultiParams()
+    for key, value in items:
+        multi.setdefault(key, []).append(value)
+    signature = sign(signed_url or url, multi, token)
+    return form_request(url, items, headers={"x-twilio-signature": signature, **(headers or {})})
+
+
+def signed_get(url: str, *, token: str = AUTH_TOKEN, signed_url: str | None = None,
+               headers: dict[str, str] | None = None) -> func.HttpRequest:
+    """A webhook GET as Twilio sends it: parameters only in the URL, signed over the URL."""
+    return func.HttpRequest("GET", url, body=b"",
+                            headers={"x-twilio-signature": sign(signed_url or url, {}, token), **(headers or {})})
+
+
+class _MultiParams(dict):
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+def body_of(response: func.HttpResponse) -> Any:
+    """A response's JSON body."""
+    return json.loads(response.get_body())

@@ -1,0 +1,85 @@
+"""The files `func start` and Azure read: function.json bindings, host.json, requirements, .funcignore."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import typing
+
+import azure.functions as func
+import pytest
+
+from tests.conftest import ROOT
+
+FUNCTIONS = {
+    "make_call": ("function", ["post"]),
+    "send_sms": ("function", ["post"]),
+    "voice_webhook": ("anonymous", ["get", "post"]),
+    "sms_webhook": ("anonymous", ["get", "post"]),
+}
+
+
+def test_function_folders_are_exactly_the_four_functions():
+    found = {p.parent.name for p in ROOT.glob("*/function.json")}
+    assert found == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_function_json_http_trigger_has_documented_auth_level_and_methods(name):
+    spec = json.loads((ROOT / name / "function.json").read_text())
+    assert (ROOT / name / spec["scriptFile"]).is_file()
+    trigger = next(b for b in spec["bindings"] if b["type"] == "httpTrigger")
+    output = next(b for b in spec["bindings"] if b["type"] == "http")
+    auth_level, methods = FUNCTIONS[name]
+    assert trigger["direction"] == "in" and trigger["name"] == "req"
+    assert trigger["authLevel"] == auth_level
+    assert sorted(trigger["methods"]) == methods
+    assert "route" not in trigger  # the route is the folder name: /api/<name>
+    assert output == {"type": "http", "direction": "out", "name": "$return"}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_function_main_signature_matches_bindings_for_the_worker(name):
+    main = importlib.import_module(name).main
+    params = list(inspect.signature(main).parameters)
+    hints = typing.get_type_hints(main)
+    assert params == ["req"]
+    assert hints["req"] is func.HttpRequest and hints["return"] is func.HttpResponse
+
+
+def test_host_json_is_v2_with_extension_bundle_4():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    assert host["extensions"]["http"]["routePrefix"] == "api"
+
+
+def test_local_settings_example_names_python_worker_and_every_setting():
+    from tests.conftest import APP_SETTINGS
+
+    values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert set(APP_SETTINGS) <= set(values)
+
+
+def test_requirements_list_the_runtime_packages():
+    text = (ROOT / "requirements.txt").read_text()
+    for package in ("azure-functions", "twilio", "phonenumbers"):
+        assert package in text
+
+
+def test_funcignore_keeps_dev_tooling_out_of_the_deployment():
+    ignored = (ROOT / ".funcignore").read_text().split()
+    for entry in ("tests", "devtools", "bench", ".venv", "local.settings.json"):
+        assert entry in ignored
+
+
+def test_webhook_modules_never_import_the_rest_client():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, '.'); import voice_webhook, sms_webhook; "
+            "print(any(m.startswith('twilio.rest') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
