@@ -66,4 +66,4 @@ def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, 
         created = get_client(settings).calls.create(to=call.to, from_=sender, url=call.webhook_url(origin),
                                                     method="POST", **options)
     logger.info("Call %s queued to %s", created.sid, mask(call.to))
-    return {"sid": created.sid, "status": created.status, "to": created.to, "from": created.from_}
+    return {"sid": created.sid, "status": created.status, "to": created.to, "from": created._from}  # the SDK names it _from on calls (from_ on messages)

@@ -65,13 +65,24 @@ def test_send_sms_status_callback_is_passed_to_twilio(app_env):
 def test_send_sms_api_key_credentials_authenticate_with_the_key(app_env, monkeypatch):
     monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
     monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
-    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")  # the key is now the only credential the sandbox could accept
     response = send_sms.main(json_request(URL, {"to": RECIPIENT, "body": "x"}))
     assert response.status_code == 201, response.get_body()
-    import base64
-    auth = creates(app_env)[0]["headers"].get("Authorization") or creates(app_env)[0]["headers"].get("authorization")
-    assert base64.b64decode(auth.split()[1]).decode().startswith(API_KEY_SID + ":")
     assert f"/Accounts/{ACCOUNT_SID}/" in creates(app_env)[0]["path"]
+
+
+def test_send_sms_wrong_api_key_secret_returns_502(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", "not-the-secret")
+    response = send_sms.main(json_request(URL, {"to": RECIPIENT, "body": "x"}))
+    assert (response.status_code, body_of(response)["error"]["code"]) == (502, "twilio_auth_failed")
+
+
+def test_send_sms_half_configured_api_key_returns_503_naming_the_other_half(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    response = send_sms.main(json_request(URL, {"to": RECIPIENT, "body": "x"}))
+    assert response.status_code == 503
+    assert "TWILIO_API_KEY_SECRET" in body_of(response)["error"]["message"]
 
 
 def test_send_sms_national_number_with_default_region_is_normalised(app_env, monkeypatch):
