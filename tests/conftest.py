@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -41,6 +42,44 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with none of the app's settings set."""
     for name in APP_SETTINGS:
         monkeypatch.delenv(name, raising=False)
+
+
+UNMASKED_NUMBER = re.compile(r"\+\d{7,}")
+APP_LOGGERS = ("shared", "send_sms", "make_call", "sms_webhook", "voice_webhook")
+
+
+class LogRecorder(logging.Handler):
+    """Keeps every log record, formatted with its traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.records.append((record.name, text))
+
+
+@pytest.fixture(autouse=True)
+def logs() -> Iterator[LogRecorder]:
+    """Every test's log records (DEBUG and up, every logger); after the test, none may hold a secret,
+    and the app's own records may hold no unmasked phone number."""
+    recorder = LogRecorder()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(previous)
+    for name, text in recorder.records:
+        for secret in (AUTH_TOKEN, API_KEY_SECRET):
+            assert secret not in text, f"secret in a log record of {name}: {text!r}"
+        if name.split(".")[0] in APP_LOGGERS:
+            assert not UNMASKED_NUMBER.search(text), f"unmasked phone number in a log record of {name}: {text!r}"
+            assert ACCOUNT_SID not in text, f"account SID in a log record of {name}: {text!r}"
 
 
 @pytest.fixture
