@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.errors import invalid_field
+from shared.phone import require_allowed_destination, to_e164
+
+
+class Parties(NamedTuple):
+    """The fields every outbound operation shares, validated."""
+
+    to: str
+    from_: str | None
+    status_callback: str | None
+
+
+def parties(payload: dict[str, Any], allowed: Iterable[str], default_region: str | None,
+            destination_prefixes: Iterable[str]) -> Parties:
+    """Reject unknown fields, then validate `to` (E.164, allowed destination), `from` and `status_callback`."""
+    reject_unknown(payload, allowed)
+    to = to_e164(text(payload, "to", required=True), "to", default_region)  # type: ignore[arg-type]
+    require_allowed_destination(to, destination_prefixes)
+    sender = text(payload, "from")
+    callback = payload.get("status_callback")
+    return Parties(
+        to=to,
+        from_=to_e164(sender, "from", default_region) if sender else None,
+        status_callback=https_url(callback, "status_callback") if callback is not None else None,
+    )
 
 
 def reject_unknown(payload: dict[str, Any], allowed: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared import fields
 from shared.errors import invalid_field
-from shared.phone import mask, require_allowed_destination, to_e164
+from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import get_client, twilio_errors
 
@@ -33,22 +33,12 @@ class SmsRequest:
     @classmethod
     def parse(cls, payload: dict[str, Any], settings: Settings) -> SmsRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
-        fields.reject_unknown(payload, FIELDS)
-        to = to_e164(fields.text(payload, "to", required=True), "to", settings.default_region)
-        require_allowed_destination(to, settings.allowed_destination_prefixes)
-        sender = fields.text(payload, "from")
+        parties = fields.parties(payload, FIELDS, settings.default_region, settings.allowed_destination_prefixes)
         body = fields.text(payload, "body", max_length=MAX_BODY_CHARS)
         media = fields.https_urls(payload, "media_url", MAX_MEDIA)
         if body is None and not media:
             raise invalid_field("body", "'body' is required unless 'media_url' is given.", "missing_field")
-        callback = payload.get("status_callback")
-        return cls(
-            to=to,
-            from_=to_e164(sender, "from", settings.default_region) if sender else None,
-            body=body,
-            media_urls=tuple(media),
-            status_callback=fields.https_url(callback, "status_callback") if callback is not None else None,
-        )
+        return cls(parties.to, parties.from_, body, tuple(media), parties.status_callback)
 
 
 def send_sms(sms: SmsRequest, settings: Settings) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared import fields
-from shared.phone import mask, require_allowed_destination, to_e164
+from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import get_client, twilio_errors
 from shared.twiml import LANGUAGE_PATTERN, VOICE_PATTERN
@@ -34,18 +34,14 @@ class CallRequest:
     @classmethod
     def parse(cls, payload: dict[str, Any], settings: Settings) -> CallRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
-        fields.reject_unknown(payload, FIELDS)
-        to = to_e164(fields.text(payload, "to", required=True), "to", settings.default_region)
-        require_allowed_destination(to, settings.allowed_destination_prefixes)
-        sender = fields.text(payload, "from")
-        callback = payload.get("status_callback")
+        parties = fields.parties(payload, FIELDS, settings.default_region, settings.allowed_destination_prefixes)
         return cls(
-            to=to,
-            from_=to_e164(sender, "from", settings.default_region) if sender else None,
+            to=parties.to,
+            from_=parties.from_,
             message=fields.text(payload, "message", max_length=MAX_MESSAGE_CHARS),
             voice=fields.text(payload, "voice", max_length=64, pattern=VOICE_PATTERN),
             language=fields.text(payload, "language", max_length=35, pattern=LANGUAGE_PATTERN),
-            status_callback=fields.https_url(callback, "status_callback") if callback is not None else None,
+            status_callback=parties.status_callback,
         )
 
     def webhook_url(self, origin: str) -> str:
