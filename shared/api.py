@@ -45,8 +45,10 @@ def read_payload(req: func.HttpRequest) -> dict[str, Any]:
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             payload = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise AppError(400, "invalid_json", f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        except (ValueError, RecursionError):  # e.g. a 5000-digit number, or nesting deeper than the parser allows
+            raise AppError(400, "invalid_json", "The JSON body is too deeply nested or holds an oversized number.") from None
         if not isinstance(payload, dict):
             raise AppError(400, "invalid_json", "The JSON body must be an object, e.g. {\"to\": \"+14155550123\"}.")
         return payload

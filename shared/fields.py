@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from shared.errors import invalid_field
 from shared.phone import require_allowed_destination, to_e164
+from shared.twiml import NOT_XML_CHARS
 
 
 class Parties(NamedTuple):
@@ -53,8 +54,8 @@ def text(payload: dict[str, Any], name: str, *, required: bool = False, max_leng
     if not isinstance(value, str):
         raise invalid_field(name, f"'{name}' must be a string.")
     value = value.strip()
-    if "\x00" in value:
-        raise invalid_field(name, f"'{name}' must not contain NUL characters.")
+    if NOT_XML_CHARS.search(value):
+        raise invalid_field(name, f"'{name}' must not contain control characters.")
     if len(value) > max_length:
         raise invalid_field(name, f"'{name}' is longer than {max_length} characters.", "too_long")
     if pattern is not None and not pattern.fullmatch(value):

@@ -8,6 +8,8 @@ import azure.functions as func
 from twilio.twiml import TwiML
 
 VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
+NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
 
 
@@ -16,7 +18,7 @@ def say(message: str, voice: str | None = None, language: str | None = None) -> 
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    response.say(message, voice=voice, language=language)
+    response.say(xml_safe(message), voice=voice, language=language)
     return response
 
 
@@ -34,7 +36,7 @@ def message(text: str) -> TwiML:
     from twilio.twiml.messaging_response import MessagingResponse
 
     response = MessagingResponse()
-    response.message(text)
+    response.message(xml_safe(text))
     return response
 
 
@@ -43,6 +45,11 @@ def empty() -> TwiML:
     from twilio.twiml.messaging_response import MessagingResponse
 
     return MessagingResponse()
+
+
+def xml_safe(text: str) -> str:
+    """text without the characters XML cannot carry (escaping itself is twilio.twiml's job)."""
+    return NOT_XML_CHARS.sub("", text)
 
 
 def xml_response(document: TwiML) -> func.HttpResponse:

@@ -74,7 +74,7 @@ def verify(req: func.HttpRequest) -> Webhook:
     except UnicodeDecodeError:
         text = None
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if text is not None and content_type == "application/json" and "bodySHA256" in query:
+    if text is not None and content_type == "application/json" and query.get("bodySHA256", [""])[0]:
         signed: Params | str | None = text
     elif text is not None and (not body or content_type == "application/x-www-form-urlencoded"):
         for key, value in parse_qsl(text, keep_blank_values=True):
