@@ -3,11 +3,5 @@
 # Extra arguments go to pytest, e.g. ./test.sh tests/test_send_sms.py -q
 set -euo pipefail
 cd "$(dirname "$0")"
-python=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-stamp=.venv/.requirements-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-  touch "$stamp"
-fi
+. devtools/bootstrap.sh
 exec .venv/bin/python -m pytest "$@"
