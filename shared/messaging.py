@@ -11,7 +11,7 @@ from shared import fields
 from shared.errors import invalid_field
 from shared.phone import mask
 from shared.settings import Settings
-from shared.twilio_client import get_client, twilio_errors
+from shared.twilio_client import create, twilio_errors
 
 logger = logging.getLogger("shared.messaging")
 
@@ -43,37 +43,29 @@ class SmsRequest:
 
 def send_sms(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
     """Create the message (one create request, never re-sent) and return the documented 201 body."""
-    sender: dict[str, str] = {}
-    if sms.from_:
-        sender["from_"] = sms.from_
-    elif settings.messaging_service_sid:
-        sender["messaging_service_sid"] = settings.messaging_service_sid
-    elif settings.phone_number:
-        sender["from_"] = settings.phone_number
-    settings.rest_credentials(also_missing=() if sender else ("TWILIO_PHONE_NUMBER",))
-    options: dict[str, Any] = {}
-    if sms.body is not None:
-        options["body"] = sms.body
-    if sms.media_urls:
-        options["media_url"] = list(sms.media_urls)
-    if sms.status_callback:
-        options["status_callback"] = sms.status_callback
+    sender = sms.from_ or (None if settings.messaging_service_sid else settings.phone_number)
+    service = None if sms.from_ else settings.messaging_service_sid
+    settings.rest_credentials(also_missing=() if sender or service else ("TWILIO_PHONE_NUMBER",))
     with twilio_errors():
-        message = get_client(settings).messages.create(to=sms.to, **sender, **options)
-    logger.info("SMS %s queued to %s", message.sid, mask(sms.to))
+        message = create(settings, "Messages", {
+            "To": sms.to, "From": sender, "MessagingServiceSid": service, "Body": sms.body,
+            "MediaUrl": list(sms.media_urls) or None, "StatusCallback": sms.status_callback,
+        })
+    logger.info("SMS %s queued to %s", message.get("sid"), mask(sms.to))
     return {
-        "sid": message.sid,
-        "status": message.status,
-        "to": message.to,
-        "from": message.from_,
-        "date_created": iso_utc(message.date_created),
+        "sid": message.get("sid"),
+        "status": message.get("status"),
+        "to": message.get("to"),
+        "from": message.get("from"),
+        "date_created": iso_utc(message.get("date_created")),
     }
 
 
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a 'Z' suffix (None stays None)."""
-    if value is None:
+def iso_utc(rfc2822: str | None) -> str | None:
+    """Twilio's RFC 2822 date as ISO 8601 in UTC with a 'Z' suffix (None, or unparsable, stays None)."""
+    from twilio.base.deserialize import rfc2822_datetime
+
+    value = rfc2822_datetime(rfc2822) if rfc2822 else None
+    if not isinstance(value, datetime):
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from shared import fields
 from shared.phone import mask
 from shared.settings import Settings
-from shared.twilio_client import get_client, twilio_errors
+from shared.twilio_client import create, twilio_errors
 from shared.twiml import LANGUAGE_PATTERN, VOICE_PATTERN
 
 logger = logging.getLogger("shared.voice")
@@ -55,11 +55,15 @@ def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, 
     """Create the call (one create request, never re-sent) and return the documented 201 body."""
     sender = call.from_ or settings.phone_number
     settings.rest_credentials(also_missing=() if sender else ("TWILIO_PHONE_NUMBER",))
-    options: dict[str, Any] = {}
-    if call.status_callback:
-        options["status_callback"] = call.status_callback
     with twilio_errors():
-        created = get_client(settings).calls.create(to=call.to, from_=sender, url=call.webhook_url(origin),
-                                                    method="POST", **options)
-    logger.info("Call %s queued to %s", created.sid, mask(call.to))
-    return {"sid": created.sid, "status": created.status, "to": created.to, "from": created._from}  # the SDK names it _from on calls (from_ on messages)
+        call_resource = create(settings, "Calls", {
+            "To": call.to, "From": sender, "Url": call.webhook_url(origin), "Method": "POST",
+            "StatusCallback": call.status_callback,
+        })
+    logger.info("Call %s queued to %s", call_resource.get("sid"), mask(call.to))
+    return {
+        "sid": call_resource.get("sid"),
+        "status": call_resource.get("status"),
+        "to": call_resource.get("to"),
+        "from": call_resource.get("from"),
+    }
