@@ -78,5 +78,6 @@ def answer(name: str, run: Callable[[], func.HttpResponse]) -> func.HttpResponse
     except Exception:  # a bug must still answer JSON and leave its traceback in the log
         logger.exception("%s crashed", name)
         response = AppError(500, "internal_error", "Unexpected error; it has been logged.").to_response()
-    logger.info("%s -> %s in %.1f ms", name, response.status_code, (time.perf_counter() - started) * 1000)
+    # The Functions host already logs every invocation; this line is for local debugging only.
+    logger.debug("%s -> %s in %.1f ms", name, response.status_code, (time.perf_counter() - started) * 1000)
     return response

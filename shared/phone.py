@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -43,8 +44,12 @@ def is_blocked(caller: str, blocked: Iterable[str], default_region: str | None) 
     blocked = tuple(blocked)
     if not blocked or not caller:
         return False
-    wanted = {_canonical(number, default_region) for number in blocked}
-    return _canonical(caller, default_region) in wanted
+    return _canonical(caller, default_region) in _canonical_set(blocked, default_region)
+
+
+@functools.lru_cache(maxsize=8)
+def _canonical_set(numbers: tuple[str, ...], default_region: str | None) -> frozenset[str]:
+    return frozenset(_canonical(number, default_region) for number in numbers)
 
 
 def _canonical(raw: str, default_region: str | None) -> str:

@@ -90,9 +90,37 @@ class Settings:
         return self.auth_token
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every app setting from the environment; SettingsError names each invalid one."""
-    env = os.environ if environ is None else environ
+SETTING_NAMES = (
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_PHONE_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS", "PUBLIC_BASE_URL",
+    "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
+    "ALLOWED_DESTINATION_PREFIXES", "DEFAULT_REGION",
+)
+_cached: Settings | None = None
+
+
+def load_settings() -> Settings:
+    """The app settings, parsed from the environment once per process.
+
+    Azure restarts the worker process whenever app settings change (and `func start` must be restarted after
+    editing local.settings.json), so a process never needs to see a change; code that changes the environment
+    of a running process (tests) calls reset_settings().
+    """
+    global _cached
+    settings = _cached
+    if settings is None:
+        settings = _cached = parse_settings(os.environ)
+    return settings
+
+
+def reset_settings() -> None:
+    """Forget the parsed settings: the next load_settings() reads the environment again."""
+    global _cached
+    _cached = None
+
+
+def parse_settings(env: Mapping[str, str]) -> Settings:
+    """Read every app setting from env; one SettingsError names each invalid one."""
 
     def get(name: str) -> str | None:
         value = env.get(name, "").strip()

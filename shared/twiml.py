@@ -1,11 +1,11 @@
-"""TwiML documents built with twilio.twiml (escaping included) and the XML HttpResponse that carries them."""
+"""TwiML documents built with twilio.twiml (escaping included), rendered once, and the XML response carrying them."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 import azure.functions as func
-from twilio.twiml import TwiML
 
 VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
@@ -13,38 +13,42 @@ NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
 
 
-def say(message: str, voice: str | None = None, language: str | None = None) -> TwiML:
+@functools.lru_cache(maxsize=256)
+def say(message: str, voice: str | None = None, language: str | None = None) -> str:
     """<Response><Say voice=… language=…>message</Say></Response>."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
     response.say(xml_safe(message), voice=voice, language=language)
-    return response
+    return response.to_xml(xml_declaration=True)
 
 
-def reject() -> TwiML:
+@functools.lru_cache(maxsize=1)
+def reject() -> str:
     """<Response><Reject/></Response>: the caller hears busy and is not billed."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
     response.reject()
-    return response
+    return response.to_xml(xml_declaration=True)
 
 
-def message(text: str) -> TwiML:
+@functools.lru_cache(maxsize=32)
+def message(text: str) -> str:
     """<Response><Message>text</Message></Response>."""
     from twilio.twiml.messaging_response import MessagingResponse
 
     response = MessagingResponse()
     response.message(xml_safe(text))
-    return response
+    return response.to_xml(xml_declaration=True)
 
 
-def empty() -> TwiML:
+@functools.lru_cache(maxsize=1)
+def empty() -> str:
     """<Response/>: acknowledge and do nothing."""
     from twilio.twiml.messaging_response import MessagingResponse
 
-    return MessagingResponse()
+    return MessagingResponse().to_xml(xml_declaration=True)
 
 
 def xml_safe(text: str) -> str:
@@ -52,7 +56,6 @@ def xml_safe(text: str) -> str:
     return NOT_XML_CHARS.sub("", text)
 
 
-def xml_response(document: TwiML) -> func.HttpResponse:
-    """200 text/xml with the document, starting with the XML declaration."""
-    return func.HttpResponse(document.to_xml(xml_declaration=True), status_code=200,
-                             mimetype="text/xml", charset="utf-8")
+def xml_response(document: str) -> func.HttpResponse:
+    """200 text/xml with the rendered document (it starts with the XML declaration)."""
+    return func.HttpResponse(document, status_code=200, mimetype="text/xml", charset="utf-8")

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import azure.functions as func
 
 
 def public_origin(req: func.HttpRequest, public_base_url: str | None) -> str:
     """PUBLIC_BASE_URL if set, else scheme://host of the request with X-Forwarded-Proto/-Host applied."""
-    if public_base_url:
-        return public_base_url
-    parts = urlsplit(req.url)
-    scheme = _first(req.headers.get("x-forwarded-proto")) or parts.scheme
-    host = _first(req.headers.get("x-forwarded-host")) or parts.netloc
-    return f"{scheme.lower()}://{host}"
+    return _origin(req, urlsplit(req.url), public_base_url)
 
 
 def public_url(req: func.HttpRequest, public_base_url: str | None) -> str:
     """The full URL Twilio requested: public origin + path + the original (raw, unreordered) query string."""
     parts = urlsplit(req.url)
     query = f"?{parts.query}" if parts.query else ""
-    return public_origin(req, public_base_url) + parts.path + query
+    return _origin(req, parts, public_base_url) + parts.path + query
+
+
+def _origin(req: func.HttpRequest, parts: SplitResult, public_base_url: str | None) -> str:
+    if public_base_url:
+        return public_base_url
+    scheme = _first(req.headers.get("x-forwarded-proto")) or parts.scheme
+    host = _first(req.headers.get("x-forwarded-host")) or parts.netloc
+    return f"{scheme.lower()}://{host}"
 
 
 def _first(header: str | None) -> str:

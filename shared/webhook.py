@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl
 
 import azure.functions as func
 from twilio.request_validator import RequestValidator
-from twilio.twiml import TwiML
 
 from shared.errors import AppError, answer
 from shared.settings import Settings, load_settings
@@ -44,7 +44,7 @@ class Webhook:
         return values[0]
 
 
-def twilio_webhook(handler: Callable[[Webhook], TwiML]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+def twilio_webhook(handler: Callable[[Webhook], str]) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Serve handler only for requests carrying a valid X-Twilio-Signature; fails closed (403/503) otherwise."""
     name = handler.__module__
 
@@ -62,27 +62,46 @@ def verify(req: func.HttpRequest) -> Webhook:
         raise AppError(405, "method_not_allowed", "Use GET or POST.", headers={"Allow": "GET, POST"})
     settings = load_settings()
     validator = RequestValidator(settings.webhook_token())
-    signature = req.headers.get(SIGNATURE_HEADER) or ""
+    signature = req.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise _forgery("missing")
     url = public_url(req, settings.public_base_url)
-    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    raw_query = url.partition("?")[2]
+    query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
+    signed = _signed_content(req, query)
+    if signed is None or not _signed_by_twilio(validator, url, signed, signature):
+        raise _forgery("invalid")
+    return Webhook(form=signed if isinstance(signed, Params) else Params(), query=query, settings=settings)
+
+
+def _signed_content(req: func.HttpRequest, query: dict[str, list[str]]) -> Params | str | None:
+    """What Twilio signed besides the URL: the form parameters, or a JSON body (bodySHA256); None if neither."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise AppError(413, "body_too_large", "The request body is too large for a Twilio webhook.")
-    form = Params()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        text = None
+        return None
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if text is not None and content_type == "application/json" and query.get("bodySHA256", [""])[0]:
-        signed: Params | str | None = text
-    elif text is not None and (not body or content_type == "application/x-www-form-urlencoded"):
-        for key, value in parse_qsl(text, keep_blank_values=True):
-            form.setdefault(key, []).append(value)
-        signed = form
-    else:
-        signed = None  # a body that cannot be signed the way Twilio signs
-    if not signature or signed is None or not validator.validate(url, signed, signature):
-        logger.warning("Rejected a webhook request with a %s signature", "missing" if not signature else "invalid")
-        raise AppError(403, "invalid_signature", "Missing or invalid X-Twilio-Signature.")
-    return Webhook(form=form, query=query, settings=settings)
+    if content_type == "application/json" and query.get("bodySHA256", [""])[0]:
+        return text
+    if body and content_type != "application/x-www-form-urlencoded":
+        return None
+    form = Params()
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        form.setdefault(key, []).append(value)
+    return form
+
+
+def _forgery(kind: str) -> AppError:
+    logger.warning("Rejected a webhook request with a %s signature", kind)
+    return AppError(403, "invalid_signature", "Missing or invalid X-Twilio-Signature.")
+
+
+def _signed_by_twilio(validator: RequestValidator, url: str, signed: Params | str, signature: str) -> bool:
+    """One HMAC over the URL as received (the usual case), else the SDK's full check (port variants, bodySHA256)."""
+    if isinstance(signed, Params) and hmac.compare_digest(
+            validator.compute_signature(url, signed).encode(), signature.encode()):
+        return True
+    return validator.validate(url, signed, signature)

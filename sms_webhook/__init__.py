@@ -1,7 +1,5 @@
 """GET/POST /api/sms_webhook: Twilio posts each inbound SMS; the reply is TwiML."""
 
-from twilio.twiml import TwiML
-
 from shared import twiml
 from shared.phone import is_blocked
 from shared.webhook import Webhook, twilio_webhook
@@ -10,7 +8,7 @@ OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END",
 
 
 @twilio_webhook
-def main(hook: Webhook) -> TwiML:
+def main(hook: Webhook) -> str:
     settings = hook.settings
     if hook.param("Body").strip().upper() in OPT_OUT_KEYWORDS:
         return twiml.empty()  # Twilio handles opt-out itself; a reply would not be delivered anyway

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from shared.settings import SETTING_NAMES, reset_settings  # noqa: E402
+
 if TYPE_CHECKING:
     from devtools.sandbox import TwilioSandbox
 
@@ -29,16 +32,43 @@ API_KEY_SECRET = "apikeysecret-SECRET-9a8b7c"
 SENDER = "+15005550006"  # Twilio's magic "always succeeds" sender
 RECIPIENT = "+14155550123"
 
-APP_SETTINGS = (
-    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
-    "TWILIO_PHONE_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS",
-    "PUBLIC_BASE_URL", "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
-    "ALLOWED_DESTINATION_PREFIXES", "DEFAULT_REGION",
-)
+APP_SETTINGS = SETTING_NAMES  # every setting the app reads: cleared before each test
+
+
+class SettingsAwareMonkeyPatch:
+    """pytest's monkeypatch, but every environment change also resets the app's per-process settings,
+    as Azure's restart of the worker on an app-settings change does."""
+
+    def __init__(self, inner: pytest.MonkeyPatch) -> None:
+        self._inner = inner
+
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        self._inner.setenv(name, value, prepend)
+        reset_settings()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        self._inner.delenv(name, raising)
+        reset_settings()
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[SettingsAwareMonkeyPatch]:
+        with self._inner.context() as inner:
+            yield SettingsAwareMonkeyPatch(inner)
+        reset_settings()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsAwareMonkeyPatch]:  # noqa: F811
+    yield SettingsAwareMonkeyPatch(monkeypatch)
+    monkeypatch.undo()
+    reset_settings()
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: SettingsAwareMonkeyPatch) -> None:
     """Every test starts with none of the app's settings set."""
     for name in APP_SETTINGS:
         monkeypatch.delenv(name, raising=False)

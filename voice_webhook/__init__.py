@@ -1,14 +1,12 @@
 """GET/POST /api/voice_webhook: Twilio fetches the TwiML of a call (outbound-connected or inbound)."""
 
-from twilio.twiml import TwiML
-
 from shared import twiml
 from shared.phone import is_blocked
 from shared.webhook import Webhook, twilio_webhook
 
 
 @twilio_webhook
-def main(hook: Webhook) -> TwiML:
+def main(hook: Webhook) -> str:
     settings = hook.settings
     caller = "" if hook.param("Direction").startswith("outbound") else hook.param("From")
     if is_blocked(caller, settings.blocked_numbers, settings.default_region):
