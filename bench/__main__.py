@@ -1,0 +1,101 @@
+"""``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print one table, write results/latest.md.
+
+Run from the repository root with the venv's python (``.venv/bin/python -m bench``). Everything is local:
+Twilio is faked on loopback (devtools' TwilioSandbox, and an HTTPS stand-in for the connection-reuse run).
+Benchmarks print figures and exit 0; a goal missed is reported in the table, not as a failure. Exit 1 only
+when a benchmark could not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, ROOT, Table, machine_description
+
+NAMES = ("cold", "reuse", "warm", "throughput", "failure")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke mode: few runs, small loads (~30 s)")
+    parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
+                        help=f"run only these benchmarks ({', '.join(NAMES)})")
+    parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.md",
+                        help="where to write the Markdown report (default: bench/results/latest.md)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    # The app logs warnings (e.g. the 504 of the failure run); keep them off the benchmark's output.
+    logging.getLogger().addHandler(logging.NullHandler())
+    from devtools.sandbox import TwilioSandbox
+
+    quick = args.quick
+    selected = args.only or list(NAMES)
+    table = Table()
+    failures: list[str] = []
+    started = time.perf_counter()
+    sandbox = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, host="127.0.0.1", port=0).start()
+    try:
+        for name in NAMES:
+            if name not in selected:
+                continue
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            try:
+                _run_one(name, table, sandbox, quick)
+            except Exception:  # noqa: BLE001 - report it and go on with the others
+                failures.append(name)
+                table.add(name, "could not run", "error")
+                traceback.print_exc()
+            print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        sandbox.stop()
+    elapsed = time.perf_counter() - started
+    machine = machine_description()
+    mode = "quick (smoke) mode" if quick else "full mode"
+    report = (f"# Benchmarks ({mode})\n\n{machine}\n\nTotal time {elapsed:.0f} s. Ratios are measured side by "
+              f"side in this one run; absolute figures depend on the machine.\n\n{table.markdown()}\n")
+    print(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report, encoding="utf-8")
+    print(f"[bench] written to {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_one(name: str, table: Table, sandbox: object, quick: bool) -> None:
+    if name == "cold":
+        from bench import cold
+
+        cold.run(table, sandbox, runs=3 if quick else 15)
+    elif name == "reuse":
+        from bench import reuse
+
+        reuse.run(table, invocations=20 if quick else 100, bundle_invocations=5 if quick else 30)
+    elif name == "warm":
+        from bench import warm
+
+        warm.run(table, sandbox, rounds=2 if quick else 7, seconds=0.1 if quick else 0.3)
+    elif name == "throughput":
+        from bench import throughput
+
+        if quick:
+            throughput.run(table, total=1000, concurrency=32, rounds=2, warmup=100, time_limit=30)
+        else:
+            throughput.run(table, total=10_000, concurrency=32, rounds=10, warmup=500, time_limit=60)
+    elif name == "failure":
+        from bench import failure
+
+        failure.run(table, sandbox, app_runs=1 if quick else 3, naive_bound=3.0 if quick else 10.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
