@@ -745,3 +745,27 @@ def test_sandbox_context_manager_stops_and_frees_port() -> None:
 
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{base_url}/_sandbox/calls", timeout=1)
+
+
+def test_sandbox_reset_while_call_flow_runs_ends_the_flow_quietly(logs):
+    """reset() during a call's progression used to crash the flow thread with KeyError('account_sid')."""
+    import time as _time
+
+    import requests as _requests
+
+    from devtools.sandbox import TwilioSandbox
+
+    sb = TwilioSandbox(step_delay=0.05).start()
+    try:
+        response = _requests.post(
+            f"{sb.base_url}/2010-04-01/Accounts/{sb.account_sid}/Calls.json",
+            data={"To": "+14155550123", "From": "+15005550006", "Url": "http://127.0.0.1:9/twiml"},
+            auth=(sb.account_sid, sb.auth_token), timeout=5)
+        assert response.status_code == 201
+        _time.sleep(0.02)  # the flow has read the call and is waiting for its first step
+        sb.reset()
+        _time.sleep(0.4)  # the flow's remaining steps run against an empty store
+    finally:
+        sb.stop()
+    failures = [text for name, text in logs.records if name == "devtools.sandbox" and "failed" in text]
+    assert failures == []

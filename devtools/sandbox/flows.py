@@ -128,13 +128,18 @@ class _CallFlow:
                 changes["start_time"] = rfc2822(utcnow())
             ctx.store.update("calls", self.sid, changes)
             self.callback("ringing" if status == "ringing" else "answered", status)
-        outcome = self.fetch_twiml(meta)
+        call = ctx.store.get("calls", self.sid)
+        if call is None:  # the sandbox was reset meanwhile: nothing left to drive
+            return
+        outcome = self.fetch_twiml(call, meta)
         if ctx.runner.stopping:
             return
         final = "failed" if outcome.twilio_error else "completed"
         if not ctx.runner.sleep(ctx.step_delay):
             return
-        current = ctx.store.get("calls", self.sid) or {}
+        current = ctx.store.get("calls", self.sid)
+        if current is None:
+            return
         end = utcnow()
         duration = 0
         if current.get("start_time"):
@@ -142,10 +147,9 @@ class _CallFlow:
         ctx.store.update("calls", self.sid, {"status": final, "end_time": rfc2822(end), "duration": str(duration)})
         self.callback("completed", final, extra={"CallDuration": str(duration)})
 
-    def fetch_twiml(self, meta: dict[str, Any]) -> TwimlOutcome:
+    def fetch_twiml(self, call: Resource, meta: dict[str, Any]) -> TwimlOutcome:
         """Request the call's Url (or parse inline Twiml) and record the outcome."""
         ctx = self.ctx
-        call = ctx.store.get("calls", self.sid) or {}
         result: WebhookResult | None = None
         if meta.get("url"):
             params = call_params(call, "in-progress")
