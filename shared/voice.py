@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared import fields
+from shared.errors import invalid_field
 from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import create, twilio_errors
@@ -18,6 +19,7 @@ logger = logging.getLogger("shared.voice")
 MAX_MESSAGE_CHARS = 1000
 FIELDS = ("to", "from", "message", "voice", "language", "status_callback")
 VOICE_WEBHOOK_PATH = "/api/voice_webhook"
+MAX_TWILIO_URL_CHARS = 4000  # Twilio refuses longer URL parameters
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,13 @@ def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, 
     """Create the call (one create request, never re-sent) and return the documented 201 body."""
     sender = call.from_ or settings.phone_number
     settings.rest_credentials(also_missing=() if sender else ("TWILIO_PHONE_NUMBER",))
+    url = call.webhook_url(origin)
+    if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
+        raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would be "
+                            f"{len(url)} characters, Twilio accepts {MAX_TWILIO_URL_CHARS}.", "too_long")
     with twilio_errors():
         call_resource = create(settings, "Calls", {
-            "To": call.to, "From": sender, "Url": call.webhook_url(origin), "Method": "POST",
+            "To": call.to, "From": sender, "Url": url, "Method": "POST",
             "StatusCallback": call.status_callback,
         })
     logger.info("Call %s queued to %s", call_resource.get("sid"), mask(call.to))

@@ -81,6 +81,15 @@ def test_make_call_message_of_exactly_1000_chars_is_accepted(app_env):
     assert make_call.main(json_request(URL, {"to": RECIPIENT, "message": "m" * 1000})).status_code == 201
 
 
+def test_make_call_message_too_long_once_url_encoded_returns_400_and_calls_nobody(app_env):
+    response = make_call.main(json_request(URL, {"to": RECIPIENT, "message": "😀" * 400}))
+    assert response.status_code == 400
+    error = body_of(response)["error"]
+    assert (error["code"], error["field"]) == ("too_long", "message")
+    assert "4000" in error["message"]
+    assert app_env.requests == []
+
+
 def test_make_call_get_returns_405(app_env):
     response = make_call.main(json_request(URL, {"to": RECIPIENT}, method="GET"))
     assert response.status_code == 405
