@@ -9,10 +9,9 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 
-from shared.errors import AppError, answer, json_response
+from shared.errors import AppError, MAX_BODY_BYTES, answer, json_response
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
-MAX_BODY_BYTES = 64 * 1024
 
 
 def mobile_api(handler: Handler) -> Handler:

@@ -12,6 +12,8 @@ import azure.functions as func
 
 logger = logging.getLogger("shared.errors")
 
+MAX_BODY_BYTES = 64 * 1024  # larger request bodies are refused with 413 (mobile API and webhooks alike)
+
 
 class AppError(Exception):
     """An error with a stable snake_case code, an HTTP status and a message that says what to do."""

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, parse_qsl
 import azure.functions as func
 from twilio.request_validator import RequestValidator
 
-from shared.errors import AppError, answer
+from shared.errors import AppError, MAX_BODY_BYTES, answer
 from shared.settings import Settings, load_settings
 from shared.twiml import xml_response
 from shared.urls import public_url
@@ -20,7 +20,6 @@ logger = logging.getLogger("shared.webhook")
 
 SIGNATURE_HEADER = "x-twilio-signature"
 ALLOWED_METHODS = ("GET", "POST")
-MAX_BODY_BYTES = 64 * 1024
 
 
 class Params(dict):
