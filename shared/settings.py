@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
 
@@ -12,6 +13,15 @@ from shared.errors import AppError
 DEFAULT_SMS_AUTO_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_VOICE_GREETING = "Hello! Thanks for calling. Goodbye."
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
+HOST_AND_PORT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # WEBSITE_HOSTNAME under `func start`: not public
+
+SETTING_NAMES = (
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_PHONE_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS", "PUBLIC_BASE_URL",
+    "WEBSITE_HOSTNAME", "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
+    "ALLOWED_DESTINATION_PREFIXES", "ALLOWED_DESTINATION_COUNTRIES", "DEFAULT_REGION",
+)
 
 
 class SettingsError(AppError):
@@ -33,18 +43,6 @@ class SettingsError(AppError):
         self.invalid = invalid
 
 
-def _split_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _origin(raw: str) -> str | None:
-    """Return raw as 'scheme://host[:port][/path]' without a trailing slash, or None if it is not an http(s) URL."""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        return None
-    return raw.rstrip("/")
-
-
 @dataclass(frozen=True)
 class Settings:
     """A validated snapshot of the app settings."""
@@ -58,119 +56,153 @@ class Settings:
     api_base_url: str | None
     http_timeout: float
     public_base_url: str | None
+    website_hostname: str | None  # None when unset or local (func start)
     voice_greeting: str
     voice_name: str | None
     voice_language: str | None
     sms_auto_reply: str
-    blocked_numbers: tuple[str, ...]
+    blocked_numbers: frozenset[str]  # E.164 numbers and Twilio's caller words, as compared with From
     allowed_destination_prefixes: tuple[str, ...]
+    allowed_destination_countries: frozenset[str]
     default_region: str | None
+    present: frozenset[str] = field(default=frozenset(), repr=False)  # the names of the settings that are set
 
-    def rest_credentials(self, also_missing: tuple[str, ...] = ()) -> tuple[str, str, str]:
-        """(username, password, account_sid) for Twilio REST, or one SettingsError naming every missing key."""
-        missing = []
-        if not self.account_sid:
-            missing.append("TWILIO_ACCOUNT_SID")
-        if self.api_key_sid or self.api_key_secret:
-            missing += [name for name, value in (("TWILIO_API_KEY_SID", self.api_key_sid),
-                                                 ("TWILIO_API_KEY_SECRET", self.api_key_secret)) if not value]
-        elif not self.auth_token:
-            missing.append("TWILIO_AUTH_TOKEN")
-        missing += also_missing
+    def require(self, *names: str) -> None:
+        """One SettingsError naming every setting in names that is not set."""
+        missing = tuple(name for name in names if name not in self.present)
         if missing:
-            raise SettingsError(missing=tuple(missing))
-        if self.api_key_sid and self.api_key_secret:
+            raise SettingsError(missing=missing)
+
+    def rest_setting_names(self) -> tuple[str, ...]:
+        """The settings Twilio REST needs: the account SID and an API key pair, or the auth token."""
+        if self.api_key_sid or self.api_key_secret:
+            return "TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"
+        return "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"
+
+    def rest_credentials(self) -> tuple[str, str, str]:
+        """(username, password, account_sid) for Twilio REST; SettingsError naming what is missing."""
+        self.require(*self.rest_setting_names())
+        if self.api_key_sid:
             return self.api_key_sid, self.api_key_secret, self.account_sid  # type: ignore[return-value]
         return self.account_sid, self.auth_token, self.account_sid  # type: ignore[return-value]
 
     def webhook_token(self) -> str:
         """The auth token that validates Twilio's webhook signatures; SettingsError if unset (fail closed)."""
-        if not self.auth_token:
-            raise SettingsError(missing=("TWILIO_AUTH_TOKEN",))
-        return self.auth_token
-
-
-SETTING_NAMES = (
-    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_PHONE_NUMBER",
-    "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS", "PUBLIC_BASE_URL",
-    "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
-    "ALLOWED_DESTINATION_PREFIXES", "DEFAULT_REGION",
-)
-_cached: Settings | None = None
+        self.require("TWILIO_AUTH_TOKEN")
+        return self.auth_token  # type: ignore[return-value]
 
 
 def load_settings() -> Settings:
-    """The app settings, parsed from the environment once per process.
-
-    Azure restarts the worker process whenever app settings change (and `func start` must be restarted after
-    editing local.settings.json), so a process never needs to see a change; code that changes the environment
-    of a running process (tests) calls reset_settings().
-    """
-    global _cached
-    settings = _cached
-    if settings is None:
-        settings = _cached = parse_settings(os.environ)
-    return settings
-
-
-def reset_settings() -> None:
-    """Forget the parsed settings: the next load_settings() reads the environment again."""
-    global _cached
-    _cached = None
+    """The app settings, read from the environment (app settings in Azure, local.settings.json locally)."""
+    return parse_settings(os.environ)
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Read every app setting from env; one SettingsError names each invalid one."""
+    values = {name: env.get(name, "").strip() for name in SETTING_NAMES}
+    invalid: list[str] = []
 
-    def get(name: str) -> str | None:
-        value = env.get(name, "").strip()
-        return value or None
-
-    invalid = []
-    timeout = DEFAULT_HTTP_TIMEOUT_SECONDS
-    raw_timeout = get("TWILIO_HTTP_TIMEOUT_SECONDS")
-    if raw_timeout is not None:
+    def checked(name: str, parse):  # parse(raw) -> value, or raise ValueError
+        raw = values[name]
         try:
-            timeout = float(raw_timeout)
+            return parse(raw)
         except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= 300:
-            invalid.append("TWILIO_HTTP_TIMEOUT_SECONDS")
-    api_base_url = get("TWILIO_API_BASE_URL")
-    if api_base_url is not None:
-        api_base_url = _origin(api_base_url)
-        if api_base_url is None:
-            invalid.append("TWILIO_API_BASE_URL")
-    public_base_url = get("PUBLIC_BASE_URL")
-    if public_base_url is not None:
-        public_base_url = _origin(public_base_url)
-        if public_base_url is None:
-            invalid.append("PUBLIC_BASE_URL")
-    region = get("DEFAULT_REGION")
-    if region is not None:
-        region = region.upper()
-        if len(region) != 2 or not region.isalpha():
-            invalid.append("DEFAULT_REGION")
-    prefixes = _split_list(env.get("ALLOWED_DESTINATION_PREFIXES", ""))
-    if any(not (p.startswith("+") and p[1:].isdigit()) for p in prefixes):
-        invalid.append("ALLOWED_DESTINATION_PREFIXES")
+            invalid.append(name)
+            return None
+
+    region = checked("DEFAULT_REGION", _region) if values["DEFAULT_REGION"] else None
+    settings = Settings(
+        account_sid=values["TWILIO_ACCOUNT_SID"] or None,
+        auth_token=values["TWILIO_AUTH_TOKEN"] or None,
+        api_key_sid=values["TWILIO_API_KEY_SID"] or None,
+        api_key_secret=values["TWILIO_API_KEY_SECRET"] or None,
+        phone_number=values["TWILIO_PHONE_NUMBER"] or None,
+        messaging_service_sid=values["TWILIO_MESSAGING_SERVICE_SID"] or None,
+        api_base_url=checked("TWILIO_API_BASE_URL", _origin),
+        http_timeout=checked("TWILIO_HTTP_TIMEOUT_SECONDS", _timeout) or DEFAULT_HTTP_TIMEOUT_SECONDS,
+        public_base_url=checked("PUBLIC_BASE_URL", _origin),
+        website_hostname=checked("WEBSITE_HOSTNAME", _public_hostname),
+        voice_greeting=values["VOICE_GREETING"] or DEFAULT_VOICE_GREETING,
+        voice_name=values["VOICE_NAME"] or None,
+        voice_language=values["VOICE_LANGUAGE"] or None,
+        sms_auto_reply=values["SMS_AUTO_REPLY"] or DEFAULT_SMS_AUTO_REPLY,
+        blocked_numbers=checked("BLOCKED_NUMBERS", lambda raw: _blocked(raw, region)) or frozenset(),
+        allowed_destination_prefixes=checked("ALLOWED_DESTINATION_PREFIXES", _prefixes) or (),
+        allowed_destination_countries=checked("ALLOWED_DESTINATION_COUNTRIES", _regions) or frozenset(),
+        default_region=region,
+        present=frozenset(name for name, value in values.items() if value),
+    )
     if invalid:
         raise SettingsError(invalid=tuple(invalid))
-    return Settings(
-        account_sid=get("TWILIO_ACCOUNT_SID"),
-        auth_token=get("TWILIO_AUTH_TOKEN"),
-        api_key_sid=get("TWILIO_API_KEY_SID"),
-        api_key_secret=get("TWILIO_API_KEY_SECRET"),
-        phone_number=get("TWILIO_PHONE_NUMBER"),
-        messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
-        api_base_url=api_base_url,
-        http_timeout=timeout,
-        public_base_url=public_base_url,
-        voice_greeting=get("VOICE_GREETING") or DEFAULT_VOICE_GREETING,
-        voice_name=get("VOICE_NAME"),
-        voice_language=get("VOICE_LANGUAGE"),
-        sms_auto_reply=get("SMS_AUTO_REPLY") or DEFAULT_SMS_AUTO_REPLY,
-        blocked_numbers=_split_list(env.get("BLOCKED_NUMBERS", "")),
-        allowed_destination_prefixes=prefixes,
-        default_region=region,
-    )
+    return settings
+
+
+def _split_list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _origin(raw: str) -> str | None:
+    """raw as 'scheme://host[:port][/path]' without a trailing slash; ValueError unless a plain http(s) URL."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    if parts.scheme not in ("http", "https") or not parts.hostname or "?" in raw or "#" in raw or "@" in raw:
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _public_hostname(raw: str) -> str | None:
+    """WEBSITE_HOSTNAME ('app.azurewebsites.net'), or None when unset or local; ValueError if not a host[:port]."""
+    if not raw:
+        return None
+    if not HOST_AND_PORT.fullmatch(raw):
+        raise ValueError(raw)
+    parts = urlsplit("//" + raw)
+    parts.port  # noqa: B018 - raises ValueError for a port over 65535
+    return None if parts.hostname in LOCAL_HOSTNAMES else raw.lower()
+
+
+def _timeout(raw: str) -> float | None:
+    if not raw:
+        return None
+    timeout = float(raw)
+    if not 0 < timeout <= 300:
+        raise ValueError(raw)
+    return timeout
+
+
+def _supported_regions() -> frozenset[str]:
+    import phonenumbers  # imported on use: only settings that name regions need it
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def _region(raw: str) -> str:
+    if raw.upper() not in _supported_regions():
+        raise ValueError(raw)
+    return raw.upper()
+
+
+def _regions(raw: str) -> frozenset[str]:
+    return frozenset(_region(item) for item in _split_list(raw))
+
+
+def _prefixes(raw: str) -> tuple[str, ...]:
+    prefixes = tuple(_split_list(raw))
+    if any(not (p.startswith("+") and p[1:].isdigit()) for p in prefixes):
+        raise ValueError(raw)
+    return prefixes
+
+
+def _blocked(raw: str, region: str | None) -> frozenset[str]:
+    """Each entry as From will be compared: E.164, a caller word or client:<identity>; ValueError otherwise."""
+    from shared.phone import canonical_caller  # phonenumbers is loaded only when a block list is set
+
+    entries = set()
+    for item in _split_list(raw):
+        entry = canonical_caller(item, region)
+        if entry is None:
+            raise ValueError(item)
+        entries.add(entry)
+    return frozenset(entries)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.settings import SETTING_NAMES, reset_settings  # noqa: E402
+from shared.settings import SETTING_NAMES  # noqa: E402
 
 if TYPE_CHECKING:
     from devtools.sandbox import TwilioSandbox
@@ -35,40 +35,8 @@ RECIPIENT = "+14155550123"
 APP_SETTINGS = SETTING_NAMES  # every setting the app reads: cleared before each test
 
 
-class SettingsAwareMonkeyPatch:
-    """pytest's monkeypatch, but every environment change also resets the app's per-process settings,
-    as Azure's restart of the worker on an app-settings change does."""
-
-    def __init__(self, inner: pytest.MonkeyPatch) -> None:
-        self._inner = inner
-
-    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
-        self._inner.setenv(name, value, prepend)
-        reset_settings()
-
-    def delenv(self, name: str, raising: bool = True) -> None:
-        self._inner.delenv(name, raising)
-        reset_settings()
-
-    @contextlib.contextmanager
-    def context(self) -> Iterator[SettingsAwareMonkeyPatch]:
-        with self._inner.context() as inner:
-            yield SettingsAwareMonkeyPatch(inner)
-        reset_settings()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-@pytest.fixture
-def monkeypatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsAwareMonkeyPatch]:  # noqa: F811
-    yield SettingsAwareMonkeyPatch(monkeypatch)
-    monkeypatch.undo()
-    reset_settings()
-
-
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: SettingsAwareMonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with none of the app's settings set."""
     for name in APP_SETTINGS:
         monkeypatch.delenv(name, raising=False)
@@ -134,16 +102,22 @@ def app_env(monkeypatch: pytest.MonkeyPatch, sandbox: TwilioSandbox) -> TwilioSa
     return sandbox
 
 
+def query_params(url: str) -> dict[str, str]:
+    """The query parameters as the Functions host hands them to a function (req.params: last value wins)."""
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
 def json_request(url: str, payload: Any, method: str = "POST", headers: dict[str, str] | None = None) -> func.HttpRequest:
     """A mobile-API request with a JSON body (payload may be bytes to send as is)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return func.HttpRequest(method, url, headers={"content-type": "application/json", **(headers or {})}, body=body)
+    return func.HttpRequest(method, url, headers={"content-type": "application/json", **(headers or {})},
+                            params=query_params(url), body=body)
 
 
 def form_request(url: str, pairs: list[tuple[str, str]] | dict[str, str], method: str = "POST",
                  headers: dict[str, str] | None = None) -> func.HttpRequest:
     """A form-encoded request (pairs may repeat a key)."""
-    return func.HttpRequest(method, url, body=urlencode(pairs).encode(),
+    return func.HttpRequest(method, url, body=urlencode(pairs).encode(), params=query_params(url),
                             headers={"content-type": "application/x-www-form-urlencoded", **(headers or {})})
 
 
@@ -156,25 +130,22 @@ def signed_form(url: str, pairs: list[tuple[str, str]] | dict[str, str], *, toke
                 signed_url: str | None = None, headers: dict[str, str] | None = None) -> func.HttpRequest:
     """A webhook POST as Twilio sends it: form body, signed over signed_url (default: url) and every parameter."""
     items = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
-    multi = _MultiParams()
-    for key, value in items:
-        multi.setdefault(key, []).append(value)
-    signature = sign(signed_url or url, multi, token)
+    signature = sign(signed_url or url, MultiDict(items), token)
     return form_request(url, items, headers={"x-twilio-signature": signature, **(headers or {})})
 
 
 def signed_get(url: str, *, token: str = AUTH_TOKEN, signed_url: str | None = None,
                headers: dict[str, str] | None = None) -> func.HttpRequest:
     """A webhook GET as Twilio sends it: parameters only in the URL, signed over the URL."""
-    return func.HttpRequest("GET", url, body=b"",
+    return func.HttpRequest("GET", url, body=b"", params=query_params(url),
                             headers={"x-twilio-signature": sign(signed_url or url, {}, token), **(headers or {})})
-
-
-class _MultiParams(dict):
-    def getall(self, name: str) -> list[str]:
-        return self[name]
 
 
 def body_of(response: func.HttpResponse) -> Any:
     """A response's JSON body."""
     return json.loads(response.get_body())
+
+
+def creates(sandbox: TwilioSandbox, resource: str) -> int:
+    """How many create requests (POST .../Messages.json or .../Calls.json) reached the sandbox."""
+    return sum(1 for r in sandbox.requests if r["method"] == "POST" and r["path"].endswith(f"/{resource}.json"))
