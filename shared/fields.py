@@ -8,7 +8,15 @@ from urllib.parse import urlsplit
 
 from shared.errors import invalid_field
 from shared.phone import require_allowed_destination, to_e164
-from shared.twiml import NOT_XML_CHARS
+from shared.settings import Settings
+
+VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
+# Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
+NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+MAX_URL_CHARS = 2048
+# In a URL: controls (C0, DEL, C1), whitespace and lone surrogates.
+NOT_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff]|\\s")
 
 
 class Parties(NamedTuple):
@@ -19,17 +27,16 @@ class Parties(NamedTuple):
     status_callback: str | None
 
 
-def parties(payload: dict[str, Any], allowed: Iterable[str], default_region: str | None,
-            destination_prefixes: Iterable[str]) -> Parties:
+def parties(payload: dict[str, Any], allowed: Iterable[str], settings: Settings) -> Parties:
     """Reject unknown fields, then validate `to` (E.164, allowed destination), `from` and `status_callback`."""
     reject_unknown(payload, allowed)
-    to = to_e164(text(payload, "to", required=True), "to", default_region)  # type: ignore[arg-type]
-    require_allowed_destination(to, destination_prefixes)
+    to = to_e164(text(payload, "to", required=True), "to", settings.default_region)  # type: ignore[arg-type]
+    require_allowed_destination(to, settings.allowed_destination_prefixes, settings.allowed_destination_countries)
     sender = text(payload, "from")
     callback = payload.get("status_callback")
     return Parties(
         to=to,
-        from_=to_e164(sender, "from", default_region) if sender else None,
+        from_=to_e164(sender, "from", settings.default_region) if sender else None,
         status_callback=https_url(callback, "status_callback") if callback is not None else None,
     )
 
@@ -64,17 +71,20 @@ def text(payload: dict[str, Any], name: str, *, required: bool = False, max_leng
 
 
 def https_url(value: Any, name: str) -> str:
-    """An absolute https URL with a host, at most 2048 characters."""
+    """An absolute https URL with a host and no user:password, a valid port, no control characters or
+    whitespace, at most MAX_URL_CHARS characters; 400 invalid_url naming the field otherwise."""
     if not isinstance(value, str):
         raise invalid_field(name, f"'{name}' must be an https URL string.", "invalid_url")
     value = value.strip()
     try:
         parts = urlsplit(value)
-        ok = parts.scheme == "https" and bool(parts.hostname)
-    except ValueError:  # e.g. an invalid port or IPv6 literal
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+        ok = parts.scheme == "https" and bool(parts.hostname) and "@" not in parts.netloc
+    except ValueError:  # an invalid port or IPv6 literal
         ok = False
-    if not ok or len(value) > 2048 or any(c.isspace() for c in value):
-        raise invalid_field(name, f"'{name}' must be an absolute https:// URL.", "invalid_url")
+    if not ok or len(value) > MAX_URL_CHARS or NOT_URL_CHARS.search(value):
+        raise invalid_field(name, f"'{name}' must be an absolute https:// URL without credentials, spaces or "
+                            "control characters.", "invalid_url")
     return value
 
 

@@ -33,7 +33,7 @@ class SmsRequest:
     @classmethod
     def parse(cls, payload: dict[str, Any], settings: Settings) -> SmsRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
-        parties = fields.parties(payload, FIELDS, settings.default_region, settings.allowed_destination_prefixes)
+        parties = fields.parties(payload, FIELDS, settings)
         body = fields.text(payload, "body", max_length=MAX_BODY_CHARS)
         media = fields.https_urls(payload, "media_url", MAX_MEDIA)
         if body is None and not media:
@@ -45,7 +45,7 @@ def send_sms(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
     """Create the message (one create request, never re-sent) and return the documented 201 body."""
     sender = sms.from_ or (None if settings.messaging_service_sid else settings.phone_number)
     service = None if sms.from_ else settings.messaging_service_sid
-    settings.rest_credentials(also_missing=() if sender or service else ("TWILIO_PHONE_NUMBER",))
+    settings.require(*settings.rest_setting_names(), *(() if sender or service else ("TWILIO_PHONE_NUMBER",)))
     with twilio_errors():
         message = create(settings, "Messages", {
             "To": sms.to, "From": sender, "MessagingServiceSid": service, "Body": sms.body,

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Iterable
 
 from shared.errors import AppError, invalid_field
 
 _DIGITS = re.compile(r"\d")
+_LETTERS = re.compile(r"[^\W\d_]")
+MAX_PHONE_CHARS = 64
+CALLER_WORDS = frozenset({"anonymous", "restricted", "unavailable"})  # Twilio's From for a hidden caller ID
 
 
 def to_e164(raw: str, field: str, default_region: str | None) -> str:
-    """Parse raw (E.164, or national format when default_region is set) into E.164; 400 if it is not a valid number."""
+    """Parse raw (E.164, or national format when default_region is set) into E.164; 400 if it is not a valid number.
+    Letters are refused: phonenumbers would read '+1415abc0123' as a vanity number and dial another line."""
     import phonenumbers  # imported on use: webhooks without a block list never need it
 
-    if len(raw) > 64:
+    if len(raw) > MAX_PHONE_CHARS:
         raise invalid_field(field, f"'{field}' is too long to be a phone number.", "invalid_phone_number")
+    if _LETTERS.search(raw):
+        raise invalid_field(field, f"'{field}' must be digits only (letters are not read as a vanity number).",
+                            "invalid_phone_number")
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException:
@@ -27,36 +33,47 @@ def to_e164(raw: str, field: str, default_region: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def require_allowed_destination(e164: str, prefixes: Iterable[str], field: str = "to") -> None:
-    """400 unless e164 starts with one of prefixes (no prefixes configured = every destination allowed)."""
+def require_allowed_destination(e164: str, prefixes: Iterable[str], countries: Iterable[str],
+                                field: str = "to") -> None:
+    """400 destination_not_allowed for premium-rate and shared-cost numbers (always), for a number outside
+    countries (ISO regions, when set) and for one that starts with none of prefixes (when set)."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    number = phonenumbers.parse(e164)
+    if phonenumbers.number_type(number) in (PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST):
+        raise _not_allowed(field, "premium-rate and shared-cost numbers are never called or texted.")
+    countries = frozenset(countries)
+    if countries and phonenumbers.region_code_for_number(number) not in countries:
+        raise _not_allowed(field, f"this service only reaches numbers in {', '.join(sorted(countries))}.")
     prefixes = tuple(prefixes)
     if prefixes and not e164.startswith(prefixes):
-        raise AppError(
-            400,
-            "destination_not_allowed",
-            f"Destination not allowed: this service only reaches numbers starting with {', '.join(prefixes)}.",
-            field=field,
-        )
+        raise _not_allowed(field, f"this service only reaches numbers starting with {', '.join(prefixes)}.")
 
 
-def is_blocked(caller: str, blocked: Iterable[str], default_region: str | None) -> bool:
-    """True when caller (as Twilio sent it) is one of the blocked numbers, compared in E.164."""
-    blocked = tuple(blocked)
+def _not_allowed(field: str, why: str) -> AppError:
+    return AppError(400, "destination_not_allowed", f"Destination not allowed: {why}", field=field)
+
+
+def canonical_caller(raw: str, default_region: str | None) -> str | None:
+    """A caller as Twilio's From may carry it: E.164, a caller word ('anonymous', ...) or 'client:<identity>';
+    None when raw is none of these."""
+    value = raw.strip()
+    if value.lower() in CALLER_WORDS:
+        return value.lower()
+    if value.startswith("client:") and len(value) > len("client:"):
+        return value
+    try:
+        return to_e164(value, "number", default_region)
+    except AppError:
+        return None
+
+
+def is_blocked(caller: str, blocked: frozenset[str], default_region: str | None) -> bool:
+    """True when caller (Twilio's From) is one of the blocked entries (see canonical_caller)."""
     if not blocked or not caller:
         return False
-    return _canonical(caller, default_region) in _canonical_set(blocked, default_region)
-
-
-@functools.lru_cache(maxsize=8)
-def _canonical_set(numbers: tuple[str, ...], default_region: str | None) -> frozenset[str]:
-    return frozenset(_canonical(number, default_region) for number in numbers)
-
-
-def _canonical(raw: str, default_region: str | None) -> str:
-    try:
-        return to_e164(raw, "number", default_region)
-    except AppError:
-        return raw.strip()  # 'anonymous', 'client:alice', short codes: compared as written
+    return canonical_caller(caller, default_region) in blocked
 
 
 def mask(number: str | None) -> str:

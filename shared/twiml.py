@@ -1,19 +1,12 @@
-"""TwiML documents built with twilio.twiml (escaping included), rendered once, and the XML response carrying them."""
+"""TwiML documents built with twilio.twiml (escaping included) and the XML response carrying them."""
 
 from __future__ import annotations
 
-import functools
-import re
-
 import azure.functions as func
 
-VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
-NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
+from shared.fields import NOT_XML_CHARS
 
 
-@functools.lru_cache(maxsize=256)
 def say(message: str, voice: str | None = None, language: str | None = None) -> str:
     """<Response><Say voice=… language=…>message</Say></Response>."""
     from twilio.twiml.voice_response import VoiceResponse
@@ -23,7 +16,6 @@ def say(message: str, voice: str | None = None, language: str | None = None) -> 
     return response.to_xml(xml_declaration=True)
 
 
-@functools.lru_cache(maxsize=1)
 def reject() -> str:
     """<Response><Reject/></Response>: the caller hears busy and is not billed."""
     from twilio.twiml.voice_response import VoiceResponse
@@ -33,7 +25,6 @@ def reject() -> str:
     return response.to_xml(xml_declaration=True)
 
 
-@functools.lru_cache(maxsize=32)
 def message(text: str) -> str:
     """<Response><Message>text</Message></Response>."""
     from twilio.twiml.messaging_response import MessagingResponse
@@ -43,7 +34,6 @@ def message(text: str) -> str:
     return response.to_xml(xml_declaration=True)
 
 
-@functools.lru_cache(maxsize=1)
 def empty() -> str:
     """<Response/>: acknowledge and do nothing."""
     from twilio.twiml.messaging_response import MessagingResponse

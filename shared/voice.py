@@ -8,11 +8,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared import fields
+from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.errors import invalid_field
 from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import create, twilio_errors
-from shared.twiml import LANGUAGE_PATTERN, VOICE_PATTERN
 
 logger = logging.getLogger("shared.voice")
 
@@ -36,7 +36,7 @@ class CallRequest:
     @classmethod
     def parse(cls, payload: dict[str, Any], settings: Settings) -> CallRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
-        parties = fields.parties(payload, FIELDS, settings.default_region, settings.allowed_destination_prefixes)
+        parties = fields.parties(payload, FIELDS, settings)
         return cls(
             to=parties.to,
             from_=parties.from_,
@@ -56,7 +56,7 @@ class CallRequest:
 def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, Any]:
     """Create the call (one create request, never re-sent) and return the documented 201 body."""
     sender = call.from_ or settings.phone_number
-    settings.rest_credentials(also_missing=() if sender else ("TWILIO_PHONE_NUMBER",))
+    settings.require(*settings.rest_setting_names(), *(() if sender else ("TWILIO_PHONE_NUMBER",)))
     url = call.webhook_url(origin)
     if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
         raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would be "
