@@ -12,4 +12,4 @@ from shared.voice import CallRequest, place_call
 def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
     call = CallRequest.parse(read_payload(req), settings)
-    return created(place_call(call, settings, public_origin(req, settings.public_base_url)))
+    return created(place_call(call, settings, public_origin(req, settings)))

@@ -1,4 +1,4 @@
-"""The mobile API boundary: POST-only check, request body parsing, the one exception-to-JSON mapping, access log."""
+"""The mobile API boundary: POST-only check, request body parsing, the one exception-to-JSON mapping."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 
-from shared.errors import AppError, MAX_BODY_BYTES, answer, json_response
+from shared.body import FORM, JSON, request_body
+from shared.errors import AppError, answer, json_response
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
@@ -30,28 +31,17 @@ def mobile_api(handler: Handler) -> Handler:
 
 
 def read_payload(req: func.HttpRequest) -> dict[str, Any]:
-    """The request body as a dict: a JSON object or a form (repeated form keys become lists); 400/415 otherwise."""
-    body = req.get_body() or b""
-    if len(body) > MAX_BODY_BYTES:
-        raise AppError(413, "body_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    """The request body as a dict: a JSON object or a form (repeated form keys become lists); 400/413/415 otherwise."""
+    media_type, body = request_body(req)
     if not body.strip():
         return {}
-    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise AppError(400, "invalid_body", "The request body is not UTF-8.") from None
-    if content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AppError(400, "invalid_json", f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
-        except (ValueError, RecursionError):  # e.g. a 5000-digit number, or nesting deeper than the parser allows
-            raise AppError(400, "invalid_json", "The JSON body is too deeply nested or holds an oversized number.") from None
-        if not isinstance(payload, dict):
-            raise AppError(400, "invalid_json", "The JSON body must be an object, e.g. {\"to\": \"+14155550123\"}.")
-        return payload
-    if content_type == "application/x-www-form-urlencoded":
+    if media_type == JSON or media_type.endswith("+json"):
+        return _json_object(text)
+    if media_type == FORM:
         form: dict[str, Any] = {}
         for key, value in parse_qsl(text, keep_blank_values=True):
             if key in form:
@@ -61,6 +51,18 @@ def read_payload(req: func.HttpRequest) -> dict[str, Any]:
         return form
     raise AppError(415, "unsupported_media_type",
                    "Send the body as application/json (or application/x-www-form-urlencoded).")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AppError(400, "invalid_json", f"The body is not valid JSON ({exc.msg}, at character {exc.pos}).") from None
+    except (ValueError, RecursionError):  # e.g. a 5000-digit number, or nesting deeper than the parser allows
+        raise AppError(400, "invalid_json", "The JSON body is too deeply nested or holds an oversized number.") from None
+    if not isinstance(payload, dict):
+        raise AppError(400, "invalid_json", "The JSON body must be an object, e.g. {\"to\": \"+14155550123\"}.")
+    return payload
 
 
 def created(payload: dict[str, Any]) -> func.HttpResponse:

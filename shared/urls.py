@@ -1,32 +1,39 @@
-"""The public URL of a request as Twilio (or a mobile app) used it, honouring PUBLIC_BASE_URL and proxy headers."""
+"""The app's public origin: where Twilio fetches a call's TwiML, and the URL Twilio signed for a webhook."""
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
-
-def public_origin(req: func.HttpRequest, public_base_url: str | None) -> str:
-    """PUBLIC_BASE_URL if set, else scheme://host of the request with X-Forwarded-Proto/-Host applied."""
-    return _origin(req, urlsplit(req.url), public_base_url)
+from shared.settings import Settings, SettingsError
 
 
-def public_url(req: func.HttpRequest, public_base_url: str | None) -> str:
-    """The full URL Twilio requested: public origin + path + the original (raw, unreordered) query string."""
+def public_origin(req: func.HttpRequest, settings: Settings) -> str:
+    """PUBLIC_BASE_URL, else https://WEBSITE_HOSTNAME (Azure sets it), else, for local development, the scheme and
+    host of the request URL. Never a request header: whoever holds the mobile function key would choose the server
+    Twilio asks for the call's TwiML."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    if settings.website_hostname:
+        return "https://" + settings.website_hostname
     parts = urlsplit(req.url)
-    query = f"?{parts.query}" if parts.query else ""
-    return _origin(req, parts, public_base_url) + parts.path + query
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a Host header with a bad port
+    except ValueError:
+        raise SettingsError(missing=("PUBLIC_BASE_URL",)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(missing=("PUBLIC_BASE_URL",))
+    return f"{parts.scheme}://{parts.netloc}"
 
 
-def _origin(req: func.HttpRequest, parts: SplitResult, public_base_url: str | None) -> str:
-    if public_base_url:
-        return public_base_url
-    scheme = _first(req.headers.get("x-forwarded-proto")) or parts.scheme
-    host = _first(req.headers.get("x-forwarded-host")) or parts.netloc
-    return f"{scheme.lower()}://{host}"
-
-
-def _first(header: str | None) -> str:
-    """First value of a comma-separated proxy header ('https,https' -> 'https')."""
-    return (header or "").split(",")[0].strip()
+def signed_url_candidates(req: func.HttpRequest, settings: Settings) -> list[str]:
+    """The URL Twilio requested: public origin + path + the raw query; plus, when X-Forwarded-Proto names the
+    other scheme, the same URL with that scheme (a wrong guess only ever fails validation)."""
+    parts = urlsplit(req.url)
+    url = public_origin(req, settings) + parts.path + (f"?{parts.query}" if parts.query else "")
+    proto = (req.headers.get("x-forwarded-proto") or "").split(",")[0].strip().lower()
+    scheme = url.split(":", 1)[0]
+    if proto in ("http", "https") and proto != scheme:
+        return [url, proto + url[len(scheme):]]
+    return [url]

@@ -1,17 +1,25 @@
 """GET/POST /api/sms_webhook: Twilio posts each inbound SMS; the reply is TwiML."""
 
+import azure.functions as func
+
 from shared import twiml
 from shared.phone import is_blocked
-from shared.webhook import Webhook, twilio_webhook
+from shared.settings import load_settings
+from shared.webhook import param, twilio_webhook
 
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+# Twilio answers these itself (opt-out, opt-in, help) when they are the whole message: a reply would be a second one.
+TWILIO_KEYWORDS = frozenset({
+    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+    "START", "YES", "UNSTOP",
+    "HELP", "INFO",
+})
 
 
 @twilio_webhook
-def main(hook: Webhook) -> str:
-    settings = hook.settings
-    if hook.param("Body").strip().upper() in OPT_OUT_KEYWORDS:
-        return twiml.empty()  # Twilio handles opt-out itself; a reply would not be delivered anyway
-    if is_blocked(hook.param("From"), settings.blocked_numbers, settings.default_region):
+def main(req: func.HttpRequest) -> str:
+    settings = load_settings()
+    if param(req, "Body").strip().upper() in TWILIO_KEYWORDS:
+        return twiml.empty()
+    if is_blocked(param(req, "From"), settings.blocked_numbers, settings.default_region):
         return twiml.empty()
     return twiml.message(settings.sms_auto_reply)

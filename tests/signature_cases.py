@@ -12,6 +12,8 @@ from hashlib import sha256
 from typing import Callable
 from urllib.parse import quote, urlencode, urlsplit
 
+from werkzeug.datastructures import MultiDict
+
 from tests.conftest import AUTH_TOKEN, sign
 
 PUBLIC = "https://voice.example.com"
@@ -34,24 +36,10 @@ SMS = [("MessageSid", "SM" + "a" * 32), ("AccountSid", "AC" + "b" * 32), ("From"
        ("To", "+15005550006"), ("Body", "Hello there"), ("NumMedia", "0"), ("ApiVersion", "2010-04-01")]
 
 
-class Multi(dict):
-    """Params with every value of a key, as RequestValidator reads them."""
-
-    def getall(self, name: str) -> list[str]:
-        return self[name]
-
-
-def multi(pairs: list[tuple[str, str]]) -> Multi:
-    params = Multi()
-    for key, value in pairs:
-        params.setdefault(key, []).append(value)
-    return params
-
-
 def form(url: str, pairs: list[tuple[str, str]], *, signed_url: str | None = None, env: dict[str, str] | None = None,
          headers: dict[str, str] | None = None, signed_pairs: list[tuple[str, str]] | None = None,
          token: str = AUTH_TOKEN) -> Raw:
-    signature = sign(signed_url or url, multi(signed_pairs if signed_pairs is not None else pairs), token)
+    signature = sign(signed_url or url, MultiDict(signed_pairs if signed_pairs is not None else pairs), token)
     return Raw("POST", url, {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature,
                              **(headers or {})}, urlencode(pairs).encode(), env or {})
 
@@ -80,9 +68,12 @@ GENUINE: dict[str, Builder] = {
         seen + path, SMS, signed_url=PUBLIC + path, env={"PUBLIC_BASE_URL": PUBLIC + ":443"}),
     "http_signed_with_port_80": lambda seen, path: form(
         seen + path, SMS, signed_url="http://voice.example.com:80" + path, env={"PUBLIC_BASE_URL": "http://voice.example.com"}),
-    "behind_proxy_forwarded_proto_and_host": lambda seen, path: form(
-        seen + path, SMS, signed_url=PUBLIC + path,
+    "behind_proxy_public_base_url_set": lambda seen, path: form(
+        seen + path, SMS, signed_url=PUBLIC + path, env=public_env(),
         headers={"x-forwarded-proto": "https", "x-forwarded-host": "voice.example.com"}),
+    "azure_website_hostname": lambda seen, path: form(
+        seen + path, SMS, signed_url="https://app.azurewebsites.net" + path,
+        env={"WEBSITE_HOSTNAME": "app.azurewebsites.net"}),
     "behind_proxy_comma_separated_proto": lambda seen, path: form(
         seen + path, SMS, signed_url="https://" + urlsplit(seen).netloc + path,
         headers={"x-forwarded-proto": "https,https"}),
@@ -108,7 +99,7 @@ GENUINE: dict[str, Builder] = {
 
 def _sign_other_url(seen: str, path: str) -> Raw:
     raw = form(seen + path, SMS)
-    raw.headers["x-twilio-signature"] = sign(seen + "/api/some_other_function", multi(SMS))
+    raw.headers["x-twilio-signature"] = sign(seen + "/api/some_other_function", MultiDict(SMS))
     return raw
 
 
@@ -159,8 +150,11 @@ FORGERIES: dict[str, Builder] = {
     "code_key_changed": lambda seen, path: form(seen + path + "?code=other", SMS, signed_url=seen + path + "?code=k"),
     "https_signed_app_sees_http_without_proxy_header": lambda seen, path: form(
         seen + path, SMS, signed_url="https://" + urlsplit(seen).netloc + path),
-    "http_signed_but_proxy_says_https": lambda seen, path: form(
-        seen + path, SMS, headers={"x-forwarded-proto": "https"}),
+    "forwarded_host_without_public_base_url": lambda seen, path: form(
+        seen + path, SMS, signed_url="https://attacker.example.com" + path,
+        headers={"x-forwarded-host": "attacker.example.com", "x-forwarded-proto": "https"}),
+    "local_website_hostname_is_not_the_public_origin": lambda seen, path: form(
+        seen + path, SMS, signed_url="https://localhost:7071" + path, env={"WEBSITE_HOSTNAME": "localhost:7071"}),
     "forwarded_host_spoof_with_public_base_url": lambda seen, path: form(
         seen + path, SMS, signed_url="https://attacker.example.com" + path, env=public_env(),
         headers={"x-forwarded-host": "attacker.example.com", "x-forwarded-proto": "https"}),
@@ -178,7 +172,7 @@ FORGERIES: dict[str, Builder] = {
         "POST", seen + path, {"content-type": "application/json", "x-twilio-signature": sign(seen + path, {})},
         json.dumps(dict(SMS)).encode()),
     "form_body_declared_as_text": lambda seen, path: Raw(
-        "POST", seen + path, {"content-type": "text/plain", "x-twilio-signature": sign(seen + path, multi(SMS))},
+        "POST", seen + path, {"content-type": "text/plain", "x-twilio-signature": sign(seen + path, MultiDict(SMS))},
         urlencode(SMS).encode()),
 }
 

@@ -40,9 +40,10 @@ def test_make_call_public_base_url_set_builds_webhook_url_on_it(app_env, monkeyp
     assert parse_qs(urlsplit(url).query) == {"Message": ["hi"], "Voice": ["Polly.Joanna"], "Language": ["en-US"]}
 
 
-def test_make_call_behind_proxy_uses_forwarded_origin(app_env):
+def test_make_call_behind_proxy_with_public_base_url_uses_it(app_env, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://calls.example.com")
     make_call.main(json_request("http://10.0.0.4:80/api/make_call", {"to": RECIPIENT},
-                                headers={"x-forwarded-proto": "https", "x-forwarded-host": "calls.example.com"}))
+                                headers={"x-forwarded-proto": "http", "x-forwarded-host": "attacker.example"}))
     assert call_creates(app_env)[0]["form"]["Url"] == ["https://calls.example.com/api/voice_webhook"]
 
 

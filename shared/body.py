@@ -1,0 +1,20 @@
+"""Request bodies: the one size limit and media-type reading shared by the mobile API and the webhooks."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.errors import AppError
+
+MAX_BODY_BYTES = 64 * 1024  # larger request bodies are refused with 413 (mobile API and webhooks alike)
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def request_body(req: func.HttpRequest) -> tuple[str, bytes]:
+    """(media type in lower case, body bytes); 413 body_too_large over MAX_BODY_BYTES."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise AppError(413, "body_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return media_type, body
