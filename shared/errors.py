@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ import azure.functions as func
 
 logger = logging.getLogger("shared.errors")
 
-MAX_BODY_BYTES = 64 * 1024  # larger request bodies are refused with 413 (mobile API and webhooks alike)
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")  # valid in JSON escapes, not encodable as UTF-8
 
 
 class AppError(Exception):
@@ -59,9 +60,9 @@ def invalid_field(field: str, message: str, code: str = "invalid_field") -> AppE
 
 
 def json_response(payload: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    """A JSON HttpResponse (UTF-8)."""
+    """A JSON HttpResponse, always valid UTF-8: a lone surrogate taken from the request becomes U+FFFD."""
     return func.HttpResponse(
-        json.dumps(payload, ensure_ascii=False),
+        LONE_SURROGATES.sub("\ufffd", json.dumps(payload, ensure_ascii=False)).encode("utf-8"),
         status_code=status,
         headers=headers,
         mimetype="application/json",

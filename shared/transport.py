@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.http import HttpClient
 from twilio.http.response import Response
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 logger = logging.getLogger("shared.twilio")
@@ -37,6 +43,10 @@ class Transport(HttpClient):
         super().__init__(logger, is_async=False, timeout=timeout)
         self.base_url = base_url
         self.session = requests.Session()
+        adapter = HTTPAdapter()
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, adapter)
 
     def _rewrite(self, url: str) -> str:
         if not self.base_url:
@@ -55,10 +65,10 @@ class Transport(HttpClient):
             if remaining <= 0:
                 raise requests.exceptions.ReadTimeout("Twilio time budget used up")
             try:
-                response = self.session.send(prepared, timeout=remaining, allow_redirects=allow_redirects,
-                                             **self._environment(prepared.url))
+                with Deadline(remaining) as watchdog:
+                    response = self._send(prepared, remaining, allow_redirects, watchdog)
             except requests.exceptions.ConnectionError as exc:
-                if attempt == MAX_ATTEMPTS or not _never_sent(exc) or not self._backoff(attempt, deadline, None):
+                if attempt == MAX_ATTEMPTS or not never_sent(exc) or not self._backoff(attempt, deadline, None):
                     raise
                 logger.warning("Twilio connection failed before sending (attempt %d); retrying", attempt)
                 continue
@@ -70,6 +80,17 @@ class Transport(HttpClient):
                 continue
             return Response(response.status_code, response.text, response.headers)
         raise AssertionError("unreachable")
+
+    def _send(self, prepared: requests.PreparedRequest, remaining: float, allow_redirects: bool,
+              watchdog: Deadline) -> requests.Response:
+        """One exchange, body included; a read the watchdog cut short is a ReadTimeout."""
+        try:
+            return self.session.send(prepared, timeout=remaining, allow_redirects=allow_redirects,
+                                     **self._environment(prepared.url))
+        except (requests.exceptions.RequestException, OSError):
+            if watchdog.expired:
+                raise requests.exceptions.ReadTimeout("Twilio time budget used up mid-answer") from None
+            raise
 
     def _environment(self, url: str) -> dict[str, Any]:
         """Proxy and CA-bundle settings from the environment (HTTPS_PROXY, REQUESTS_CA_BUNDLE), as requests does."""
@@ -87,7 +108,7 @@ class Transport(HttpClient):
         return True
 
 
-def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+def never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """True when the connection failed before any byte of the request went out (refused, DNS, connect timeout)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
@@ -105,3 +126,64 @@ def _seconds(retry_after: str | None) -> float | None:
             return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+_watched = threading.local()  # .deadline: the Deadline of the Twilio request this thread is making
+
+
+class Deadline:
+    """A total time budget for one HTTP exchange: when it runs out, the exchange's socket is shut down, which ends
+    a read in progress. A per-read timeout alone lets an answer trickling in a few bytes at a time run forever."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        _watched.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _watched.deadline = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The socket the exchange reads its answer from (shut down at once if the budget is already spent)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection(HTTPConnection):
+    def getresponse(self):  # type: ignore[override]
+        deadline = getattr(_watched, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection

@@ -1,8 +1,9 @@
-"""The process-wide Twilio REST client (lazy, cached) and the mapping of every Twilio failure to AppError."""
+"""The process-wide Twilio REST client (lazy, cached, fork-safe) and the mapping of every Twilio failure to AppError."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
@@ -12,7 +13,7 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
 from shared.errors import AppError
 from shared.settings import Settings
-from shared.transport import RATE_LIMIT_DEFAULT_RETRY_AFTER, RateLimited, Transport
+from shared.transport import RATE_LIMIT_DEFAULT_RETRY_AFTER, RateLimited, Transport, never_sent
 
 if TYPE_CHECKING:
     from twilio.base.version import Version
@@ -23,6 +24,8 @@ _lock = threading.Lock()
 _cached: tuple[tuple[Any, ...], Version] | None = None
 API_ORIGIN = "https://api.twilio.com"  # rewritten to TWILIO_API_BASE_URL by the Transport
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+SID_PREFIXES = {"Messages": ("SM", "MM"), "Calls": ("CA",)}
+CHECK_BEFORE_RETRYING = "The message or call may have been created: check before retrying."
 
 
 def api_v2010(settings: Settings) -> Version:
@@ -45,13 +48,34 @@ def api_v2010(settings: Settings) -> Version:
         return _cached[1]
 
 
+def _forget_client_in_child() -> None:
+    """A forked child must not share the parent's keep-alive socket: each side could read the other's answer."""
+    global _cached, _lock
+    _cached = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_client_in_child)
+
+
+class BadResponse(Exception):
+    """Twilio answered success with a body that is not the resource (HTML, a list, no SID, cut off)."""
+
+
 def create(settings: Settings, resource: str, params: dict[str, Any]) -> dict[str, Any]:
     """POST a new 2010-04-01 resource ("Messages", "Calls") with Twilio's parameter names; its JSON.
     Sent once: a 5xx, a timeout or a reset is never retried (the resource may exist already)."""
     version = api_v2010(settings)
     account_sid = version.domain.twilio.account_sid
     data = {name: value for name, value in params.items() if value is not None}
-    return version.create("POST", f"/Accounts/{account_sid}/{resource}.json", data=data, headers=dict(HEADERS))
+    try:
+        created = version.create("POST", f"/Accounts/{account_sid}/{resource}.json", data=data, headers=dict(HEADERS))
+    except ValueError:  # the SDK's json.loads of a 2xx body
+        raise BadResponse("not JSON") from None
+    sid = created.get("sid") if isinstance(created, dict) else None
+    if not (isinstance(sid, str) and sid.startswith(SID_PREFIXES[resource])):
+        raise BadResponse("no SID")
+    return created
 
 
 CREDENTIAL_CODES = {20003, 20005, 20006}
@@ -67,12 +91,25 @@ def twilio_errors() -> Iterator[None]:
                        headers={"Retry-After": exc.retry_after}) from None
     except (TwilioRestException, TwilioServiceException) as exc:
         raise _from_twilio(exc) from None
+    except BadResponse as exc:
+        logger.warning("Twilio answered success with an unexpected body (%s)", exc)
+        raise _bad_response() from None
+    except requests.exceptions.ConnectionError as exc:
+        logger.warning("Twilio connection failed: %s", type(exc).__name__)
+        if never_sent(exc):
+            raise AppError(502, "twilio_unreachable", "Could not reach Twilio; try again later.") from None
+        raise AppError(502, "twilio_connection_lost", "The connection to Twilio was lost after the request was "
+                       "sent. " + CHECK_BEFORE_RETRYING) from None
     except requests.exceptions.Timeout:
         raise AppError(504, "twilio_timeout", "Twilio did not answer in time. The request may still have "
                        "been carried out: check before retrying.") from None
-    except requests.exceptions.RequestException as exc:
-        logger.warning("Twilio unreachable: %s", type(exc).__name__)
-        raise AppError(502, "twilio_unreachable", "Could not reach Twilio; try again later.") from None
+    except requests.exceptions.RequestException as exc:  # e.g. a body cut off mid-way (ChunkedEncodingError)
+        logger.warning("Twilio answer unreadable: %s", type(exc).__name__)
+        raise AppError(502, "twilio_connection_lost", "Twilio's answer was cut off. " + CHECK_BEFORE_RETRYING) from None
+
+
+def _bad_response() -> AppError:
+    return AppError(502, "twilio_bad_response", "Twilio's answer could not be understood. " + CHECK_BEFORE_RETRYING)
 
 
 def _from_twilio(exc: TwilioRestException | TwilioServiceException) -> AppError:
@@ -85,6 +122,8 @@ def _from_twilio(exc: TwilioRestException | TwilioServiceException) -> AppError:
         detail = str(exc.msg).split(": ", 1)[-1]
         more_info = f"https://www.twilio.com/docs/errors/{code}" if code else None
     logger.warning("Twilio answered %s (code %s)", status, code)
+    if status < 400:  # a redirect or other non-error status the API never sends for a create
+        return _bad_response()
     if status == 429 or code == 20429:
         return AppError(429, "rate_limited", "Twilio is rate limiting this account; retry later.",
                         twilio_code=code, more_info=more_info, headers={"Retry-After": RATE_LIMIT_DEFAULT_RETRY_AFTER})

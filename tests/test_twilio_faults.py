@@ -11,12 +11,13 @@ import requests
 import make_call
 import send_sms
 from tests.conftest import RECIPIENT, body_of, json_request
+from tests.conftest import creates as count_creates
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
 ENDPOINTS = {
-    "send_sms": (send_sms.main, SMS_URL, {"to": RECIPIENT, "body": "fault test"}, "Messages.json"),
-    "make_call": (make_call.main, CALL_URL, {"to": RECIPIENT, "message": "fault test"}, "Calls.json"),
+    "send_sms": (send_sms.main, SMS_URL, {"to": RECIPIENT, "body": "fault test"}, "Messages"),
+    "make_call": (make_call.main, CALL_URL, {"to": RECIPIENT, "message": "fault test"}, "Calls"),
 }
 
 
@@ -28,8 +29,7 @@ def invoke(name: str):
 
 
 def creates(sandbox, name: str) -> int:
-    resource = ENDPOINTS[name][3]
-    return sum(1 for r in sandbox.requests if r["method"] == "POST" and r["path"].endswith(resource))
+    return count_creates(sandbox, ENDPOINTS[name][3])
 
 
 @pytest.fixture
@@ -141,10 +141,33 @@ def test_upstream_hang_returns_504_within_timeout_and_is_sent_once(app_env, name
 
 
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
-def test_upstream_reset_mid_response_returns_502_and_is_sent_once(app_env, name):
+def test_upstream_reset_after_request_sent_returns_502_connection_lost_and_is_sent_once(app_env, name):
     app_env.inject_fault("reset", times=None)
     response, _ = invoke(name)
-    assert (response.status_code, body_of(response)["error"]["code"]) == (502, "twilio_unreachable")
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (502, "twilio_connection_lost")
+    assert "check before retrying" in error["message"]
+    assert creates(app_env, name) == 1
+
+
+ODD_ANSWERS = {
+    "200_html": dict(status=200, body="<html><body>Maintenance</body></html>", content_type="text/html"),
+    "201_list": dict(status=201, body=[]),
+    "201_no_sid": dict(status=201, body={}),
+    "201_wrong_kind_of_sid": dict(status=201, body={"sid": "PN" + "0" * 32}),
+    "201_cut_off": dict(status=201, body='{"sid": "SM0000', content_type="application/json"),
+    "302_redirect": dict(status=302, body="", headers={"Location": "https://example.com/elsewhere"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+@pytest.mark.parametrize("answer", sorted(ODD_ANSWERS))
+def test_upstream_odd_answer_returns_502_check_before_retrying_and_is_sent_once(app_env, name, answer):
+    app_env.inject_fault("status", times=None, **ODD_ANSWERS[answer])
+    response, _ = invoke(name)
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (502, "twilio_bad_response")
+    assert "check before retrying" in error["message"]
     assert creates(app_env, name) == 1
 
 
