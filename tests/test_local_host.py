@@ -1,664 +1,372 @@
-"""Tests for devtools.local_host: a local stand-in for `func start` (v1 programming model).
-
-Every test builds its toy function app in ``tmp_path`` and talks to it over real HTTP on
-127.0.0.1 (port 0).  The toy apps deliberately reuse the same module names (``shared``,
-``echo``...) in every test: the host isolates the modules it imports and removes them on
-``stop()``, and these tests prove that.
-"""
+"""devtools.local_host over real HTTP on 127.0.0.1: toy function apps in tmp_path, a host on port 0 each."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
-import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
-import threading
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.test import Client
 
-from devtools.local_host import LOGGER_NAME, LocalHost, load_local_settings
-from devtools.local_host.routes import RouteTemplate, split_path
+from devtools.local_host import KEY_ENV, LOGGER_NAME, LocalHost, load_local_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY = "s3cret-key"
+LIMIT = 64 * 1024
 TIMEOUT = 10
-
-
-# --------------------------------------------------------------------------- helpers
-
-def write_function(root: Path, name: str, trigger: dict[str, Any], code: str,
-                   extra: dict[str, Any] | None = None, script: str = "__init__.py") -> None:
-    """Write <root>/<name>/function.json (http trigger + $return) and its script."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    bindings = [{"type": "httpTrigger", "direction": "in", "name": "req", **trigger},
-                {"type": "http", "direction": "out", "name": "$return"}]
-    manifest: dict[str, Any] = {"scriptFile": script, "bindings": bindings, **(extra or {})}
-    (folder / "function.json").write_text(json.dumps(manifest), encoding="utf-8")
-    (folder / script).write_text(textwrap.dedent(code), encoding="utf-8")
-
-
-def write_host_json(root: Path, route_prefix: str | None) -> None:
-    http_ext = {} if route_prefix is None else {"routePrefix": route_prefix}
-    host = {"version": "2.0", "extensions": {"http": http_ext}}
-    (root / "host.json").write_text(json.dumps(host), encoding="utf-8")
-
-
-def write_shared(root: Path, marker: str) -> None:
-    (root / "shared").mkdir()
-    (root / "shared" / "__init__.py").write_text(textwrap.dedent(f"""
-        MARKER = {marker!r}
-
-        def tag(value):
-            return f"{{MARKER}}:{{value}}"
-    """), encoding="utf-8")
-
 
 ECHO = """
     import json
     import azure.functions as func
-    import shared
 
-    def main(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        payload = {
-            "method": req.method,
-            "url": req.url,
-            "headers": dict(req.headers),
-            "params": dict(req.params),
-            "route_params": dict(req.route_params),
-            "body_hex": req.get_body().hex(),
-            "function_name": context.function_name,
-            "shared_file": shared.__file__,
-        }
-        return func.HttpResponse(json.dumps(payload), mimetype="application/json")
-"""
-
-GET_ITEM = """
-    import json
-    import azure.functions as func
-    from shared import tag
-    import shared
+    CALLS = 0
 
     def main(req: func.HttpRequest) -> func.HttpResponse:
-        body = {"route_params": dict(req.route_params), "tag": tag(req.route_params["id"]),
-                "shared_file": shared.__file__}
-        return func.HttpResponse(json.dumps(body), status_code=202, headers={"X-Item": "yes"},
-                                 mimetype="application/json")
+        global CALLS
+        CALLS += 1
+        seen = {"method": req.method, "url": req.url, "headers": dict(req.headers), "params": dict(req.params),
+                "route_params": dict(req.route_params), "body_hex": req.get_body().hex()}
+        return func.HttpResponse(json.dumps(seen), mimetype="application/json")
 """
+RESPOND = """
+    import azure.functions as func
 
-HELLO = """
-    from shared import tag
-
-    def main(req):
-        return tag("hello")
+    def main(req: func.HttpRequest):
+        wanted = req.get_json()
+        if "text" in wanted:
+            return wanted["text"]
+        return func.HttpResponse(wanted["body"], status_code=wanted["status"], headers=wanted.get("headers"),
+                                 mimetype=wanted.get("mimetype"), charset=wanted.get("charset"))
 """
-
+ADMIN = """
+    def run(req):
+        return "admin ok"
+"""
 BOOM = """
     def main(req):
         raise RuntimeError("secret detail 123")
 """
 
 
-def build_toy_app(root: Path, marker: str = "toy", route_prefix: str | None = "v1") -> Path:
-    """host.json (custom prefix) + shared module + four functions."""
+def write_function(root: Path, name: str, code: str, binding: dict[str, Any], **manifest: Any) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    bindings = [{"name": "req", "direction": "in", "type": "httpTrigger", **binding},
+                {"name": "$return", "direction": "out", "type": "http"}]
+    (folder / "function.json").write_text(json.dumps({"bindings": bindings, **manifest}), encoding="utf-8")
+    (folder / manifest.get("scriptFile", "__init__.py")).write_text(textwrap.dedent(code), encoding="utf-8")
+
+
+def make_app(root: Path, route_prefix: str | None = "v1") -> Path:
+    """A toy app: echo (anonymous), message (function key, route param), admin_fn, respond, boom, a timer."""
     root.mkdir(parents=True, exist_ok=True)
-    write_host_json(root, route_prefix)
-    write_shared(root, marker)
-    write_function(root, "echo", {"authLevel": "anonymous", "methods": ["get", "post", "put"]}, ECHO)
-    write_function(root, "get_item", {"authLevel": "function", "methods": ["get"],
-                                      "route": "items/{id:int}/{name?}"}, GET_ITEM)
-    write_function(root, "hello", {"authLevel": "admin"}, HELLO)
-    write_function(root, "boom", {"authLevel": "anonymous", "methods": ["get"]}, BOOM)
+    if route_prefix is not None:
+        host_json = {"version": "2.0", "extensions": {"http": {"routePrefix": route_prefix}}}
+        (root / "host.json").write_text(json.dumps(host_json), encoding="utf-8")
+    write_function(root, "echo", ECHO, {"authLevel": "anonymous", "methods": ["get", "post"]})
+    write_function(root, "message", ECHO, {"authLevel": "function", "methods": ["get"], "route": "messages/{sid}"})
+    write_function(root, "admin_fn", ADMIN, {"authLevel": "admin"}, scriptFile="handler.py", entryPoint="run")
+    write_function(root, "respond", RESPOND, {"authLevel": "anonymous", "methods": ["post"]})
+    write_function(root, "boom", BOOM, {"authLevel": "anonymous"})
+    (root / "timer").mkdir()
+    (root / "timer" / "function.json").write_text(json.dumps(
+        {"bindings": [{"name": "t", "type": "timerTrigger", "direction": "in", "schedule": "0 * * * * *"}]}))
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no function.json here")
     return root
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FUNCTIONS_HOST_KEY", raising=False)
+    monkeypatch.delenv(KEY_ENV, raising=False)
 
 
 @pytest.fixture
-def toy_app(tmp_path: Path) -> Path:
-    return build_toy_app(tmp_path / "app")
+def app_root(tmp_path: Path) -> Path:
+    return make_app(tmp_path / "app")
 
 
 @pytest.fixture
-def toy_host(toy_app: Path) -> Iterator[LocalHost]:
-    with LocalHost(toy_app, port=0) as host:
-        yield host
+def host(app_root: Path) -> Iterator[LocalHost]:
+    with LocalHost(app_root, port=0, function_key=KEY) as running:
+        yield running
 
 
-@pytest.fixture
-def keyed_host(toy_app: Path) -> Iterator[LocalHost]:
-    with LocalHost(toy_app, port=0, function_key=KEY) as host:
-        yield host
+def echo_calls() -> int:
+    return sys.modules["echo"].CALLS
 
 
-def request_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    pattern = re.compile(r"^[A-Z]+ /\S* \d{3} \d+\.\d+ms$")
-    return [r.getMessage() for r in caplog.records
-            if r.name == LOGGER_NAME and pattern.match(r.getMessage())]
+def assert_host_answer(response: requests.Response, status: int) -> None:
+    """Azure's Functions host answers these with the status code only: empty body, no Content-Type."""
+    assert (response.status_code, response.content, response.headers.get("Content-Type")) == (status, b"", None)
 
 
-# --------------------------------------------------------------------------- discovery
+# ----------------------------------------------------------------------------------------------- discovery
 
-def test_discovery_toy_app_lists_every_function_folder(toy_host: LocalHost) -> None:
-    functions = toy_host.functions
-    assert sorted(functions) == ["boom", "echo", "get_item", "hello"]
-    assert functions["echo"].route == "echo"
-    assert functions["echo"].methods == ("GET", "POST", "PUT")
-    assert functions["echo"].auth_level == "anonymous"
-    assert functions["get_item"].route == "items/{id:int}/{name?}"
-    assert functions["get_item"].auth_level == "function"
-    assert functions["hello"].methods is None
-    assert functions["hello"].auth_level == "admin"
-    assert toy_host.route_prefix == "v1"
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", toy_host.base_url)
-    assert toy_host.url_for("echo") == toy_host.base_url + "/v1/echo"
+def test_discovery_toy_app_finds_http_trigger_folders_only(host: LocalHost) -> None:
+    assert sorted(host.functions) == ["admin_fn", "boom", "echo", "message", "respond"]
+    message = host.functions["message"]
+    assert (message.route, message.methods, message.auth_level) == ("messages/{sid}", ("GET",), "function")
+    assert (host.functions["admin_fn"].methods, host.functions["admin_fn"].auth_level) == (None, "admin")
 
 
-def test_discovery_non_http_and_folders_without_function_json_handled(tmp_path: Path) -> None:
-    write_host_json(tmp_path, None)
-    write_function(tmp_path, "web", {"authLevel": "anonymous"}, "def main(req):\n    return 'ok'\n")
-    (tmp_path / "timer").mkdir()
-    (tmp_path / "timer" / "function.json").write_text(json.dumps({"bindings": [
-        {"type": "timerTrigger", "direction": "in", "name": "mytimer", "schedule": "0 */5 * * * *"}]}))
-    (tmp_path / "timer" / "__init__.py").write_text("def main(mytimer):\n    pass\n")
-    (tmp_path / "not_a_function").mkdir()
-    with LocalHost(tmp_path, port=0) as host:
-        assert sorted(host.functions) == ["timer", "web"]
-        assert host.functions["timer"].trigger == "timerTrigger"
-        assert not host.functions["timer"].is_http
-        with pytest.raises(ValueError):
-            host.url_for("timer")
-        assert requests.get(host.url_for("web"), timeout=TIMEOUT).text == "ok"
+def test_discovery_script_file_and_entry_point_honoured(host: LocalHost) -> None:
+    response = requests.get(host.url_for("admin_fn"), headers={"x-functions-key": KEY}, timeout=TIMEOUT)
+    assert (response.status_code, response.text) == (200, "admin ok")
 
 
-def test_url_for_route_params_given_filled_and_encoded(toy_host: LocalHost) -> None:
-    assert toy_host.url_for("get_item", id=7, name="a b") == toy_host.base_url + "/v1/items/7/a%20b"
-    assert toy_host.url_for("get_item", id=7) == toy_host.base_url + "/v1/items/7"
-    with pytest.raises(ValueError):
-        toy_host.url_for("get_item")
-    with pytest.raises(KeyError):
-        toy_host.url_for("nope")
+@pytest.mark.parametrize("route", ["items/{id:int}", "items/{name?}", "files/{*path}"])
+def test_discovery_route_constraint_or_optional_param_rejected(tmp_path: Path, route: str) -> None:
+    write_function(tmp_path, "item", ADMIN, {"authLevel": "anonymous", "route": route}, entryPoint="run")
+    with pytest.raises(ValueError, match="only plain"):
+        LocalHost(tmp_path, port=0)
 
 
-# --------------------------------------------------------------------------- routing
+# ------------------------------------------------------------------------------------------- routes
 
-def test_route_prefix_custom_prefix_served_default_api_not(toy_host: LocalHost) -> None:
-    assert requests.get(toy_host.base_url + "/v1/echo", timeout=TIMEOUT).status_code == 200
-    assert requests.get(toy_host.base_url + "/api/echo", timeout=TIMEOUT).status_code == 404
+def test_route_prefix_custom_serves_there_and_not_under_api(host: LocalHost) -> None:
+    assert host.url_for("echo") == host.base_url + "/v1/echo"
+    assert requests.get(host.base_url + "/v1/echo", timeout=TIMEOUT).status_code == 200
+    assert_host_answer(requests.get(host.base_url + "/api/echo", timeout=TIMEOUT), 404)
 
 
-def test_route_prefix_empty_string_serves_at_root(tmp_path: Path) -> None:
-    build_toy_app(tmp_path, route_prefix="")
-    with LocalHost(tmp_path, port=0) as host:
+def test_route_prefix_empty_serves_at_root(tmp_path: Path) -> None:
+    with LocalHost(make_app(tmp_path, route_prefix=""), port=0) as host:
         assert host.url_for("echo") == host.base_url + "/echo"
         assert requests.get(host.base_url + "/echo", timeout=TIMEOUT).status_code == 200
 
 
-def test_route_prefix_absent_defaults_to_api(tmp_path: Path) -> None:
-    build_toy_app(tmp_path, route_prefix=None)
-    with LocalHost(tmp_path, port=0) as host:
-        assert host.route_prefix == "api"
+def test_route_prefix_no_host_json_defaults_to_api(tmp_path: Path) -> None:
+    with LocalHost(make_app(tmp_path, route_prefix=None), port=0) as host:
         assert requests.get(host.base_url + "/api/echo", timeout=TIMEOUT).status_code == 200
 
 
-def test_route_params_int_and_optional_reach_function(keyed_host: LocalHost) -> None:
-    headers = {"x-functions-key": KEY}
-    base = keyed_host.base_url
-    full = requests.get(base + "/v1/items/42/widget", headers=headers, timeout=TIMEOUT)
-    assert full.status_code == 202
-    assert full.json()["route_params"] == {"id": "42", "name": "widget"}
-    short = requests.get(base + "/v1/items/42/", headers=headers, timeout=TIMEOUT)
-    assert short.json()["route_params"] == {"id": "42"}
-    encoded = requests.get(base + "/v1/items/42/a%20b", headers=headers, timeout=TIMEOUT)
-    assert encoded.json()["route_params"] == {"id": "42", "name": "a b"}
-    assert requests.get(base + "/v1/items/abc", headers=headers, timeout=TIMEOUT).status_code == 404
+def test_route_params_named_segment_reaches_route_params(host: LocalHost) -> None:
+    url = host.url_for("message", sid="SM 42")
+    assert url == host.base_url + "/v1/messages/SM%2042"
+    seen = requests.get(url, headers={"x-functions-key": KEY}, timeout=TIMEOUT).json()
+    assert seen["route_params"] == {"sid": "SM 42"}
 
 
-def test_routing_wrong_method_returns_405_with_allow(toy_host: LocalHost) -> None:
-    resp = requests.delete(toy_host.url_for("echo"), timeout=TIMEOUT)
-    assert resp.status_code == 405
-    assert resp.headers["Allow"] == "GET, POST, PUT"
-    assert resp.json()["error"] == "Method Not Allowed"
+def test_route_params_missing_segment_is_unknown_route_404(host: LocalHost) -> None:
+    assert_host_answer(requests.get(host.base_url + "/v1/messages", headers={"x-functions-key": KEY},
+                                    timeout=TIMEOUT), 404)
+    assert_host_answer(requests.get(host.base_url + "/v1/messages/a/b", headers={"x-functions-key": KEY},
+                                    timeout=TIMEOUT), 404)
 
 
-def test_routing_unknown_path_returns_404(toy_host: LocalHost) -> None:
-    for path in ("/v1/nope", "/", "/v1", "/v1/echo/extra"):
-        assert requests.get(toy_host.base_url + path, timeout=TIMEOUT).status_code == 404, path
+def test_url_for_unknown_function_raises_key_error(host: LocalHost) -> None:
+    with pytest.raises(KeyError):
+        host.url_for("timer")
 
 
-def test_routing_methods_absent_allows_every_method(keyed_host: LocalHost) -> None:
-    for method in ("GET", "POST", "PATCH", "DELETE"):
-        resp = requests.request(method, keyed_host.url_for("hello"), headers={"x-functions-key": KEY},
-                                timeout=TIMEOUT)
-        assert resp.status_code == 200, method
+# ------------------------------------------------------------------------------------------ methods
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "HEAD"])
+def test_methods_not_listed_answers_404_empty_like_azure(host: LocalHost, method: str) -> None:
+    assert_host_answer(requests.request(method, host.url_for("echo"), timeout=TIMEOUT), 404)
+    assert echo_calls() == 0
 
 
-@pytest.mark.parametrize(("template", "path", "expected"), [
-    ("api/items/{id}", "/api/items/5", {"id": "5"}),
-    ("api/items/{id:int}", "/api/items/x", None),
-    ("api/items/{id:int?}", "/api/items", {}),
-    ("api/items/{id=7}", "/api/items", {"id": "7"}),
-    ("api/files/{*path}", "/api/files/a/b%2Fc.txt", {"path": "a/b/c.txt"}),
-    ("api/{name:alpha}.{ext}", "/api/report.pdf", {"name": "report", "ext": "pdf"}),
-    ("api/Items", "/API/items/", {}),
-    ("api/items/{id:min(10)}", "/api/items/9", None),
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+def test_methods_absent_serves_every_method(host: LocalHost, method: str) -> None:
+    response = requests.request(method, host.url_for("admin_fn"), headers={"x-functions-key": KEY}, timeout=TIMEOUT)
+    assert response.status_code == 200
+
+
+def test_methods_not_listed_without_key_is_404_before_401(host: LocalHost) -> None:
+    assert_host_answer(requests.post(host.url_for("message", sid="x"), timeout=TIMEOUT), 404)
+
+
+# -------------------------------------------------------------------------------------- function keys
+
+@pytest.mark.parametrize("headers, params", [({}, {}), ({"x-functions-key": "wrong"}, {}), ({}, {"code": "wrong"}),
+                                             ({"x-functions-key": ""}, {}), ({}, {"code": ""})])
+def test_function_key_missing_or_wrong_answers_401_empty_like_azure(host: LocalHost, headers: dict[str, str],
+                                                                    params: dict[str, str]) -> None:
+    response = requests.get(host.url_for("message", sid="x"), headers=headers, params=params, timeout=TIMEOUT)
+    assert_host_answer(response, 401)
+    assert echo_calls() == 0
+
+
+@pytest.mark.parametrize("headers, params", [({"x-functions-key": KEY}, {}), ({}, {"code": KEY})])
+def test_function_key_in_header_or_code_serves(host: LocalHost, headers: dict[str, str],
+                                               params: dict[str, str]) -> None:
+    response = requests.get(host.url_for("message", sid="x"), headers=headers, params=params, timeout=TIMEOUT)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["wrong", ""])
+def test_function_key_header_present_wins_over_code_like_azure(host: LocalHost, header: str) -> None:
+    response = requests.get(host.url_for("message", sid="x"), headers={"x-functions-key": header},
+                            params={"code": KEY}, timeout=TIMEOUT)
+    assert_host_answer(response, 401)
+
+
+def test_function_key_admin_level_requires_it(host: LocalHost) -> None:
+    assert_host_answer(requests.get(host.url_for("admin_fn"), timeout=TIMEOUT), 401)
+    assert requests.get(host.url_for("admin_fn", code=KEY), timeout=TIMEOUT).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-functions-key": "wrong"}])
+def test_function_key_anonymous_level_never_asks(host: LocalHost, headers: dict[str, str]) -> None:
+    assert requests.get(host.url_for("echo"), headers=headers, timeout=TIMEOUT).status_code == 200
+
+
+def test_function_key_not_configured_serves_protected_without_key(app_root: Path) -> None:
+    with LocalHost(app_root, port=0, function_key="") as host:
+        assert requests.get(host.url_for("message", sid="x"), timeout=TIMEOUT).status_code == 200
+
+
+def test_function_key_from_env_var_enforced(app_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, "env-key")
+    with LocalHost(app_root, port=0) as host:
+        assert requests.get(host.url_for("admin_fn"), timeout=TIMEOUT).status_code == 401
+        assert requests.get(host.url_for("admin_fn", code="env-key"), timeout=TIMEOUT).status_code == 200
+
+
+# ------------------------------------------------------------------------------- request and response
+
+def test_http_request_reaches_main_exactly(host: LocalHost) -> None:
+    body = b"\x00\xffbinary body"
+    response = requests.post(host.url_for("echo") + "?a=1&a=2&b=x%20y", data=body, timeout=TIMEOUT,
+                             headers={"X-Custom": "v", "Content-Type": "application/octet-stream"})
+    seen = response.json()
+    assert seen["method"] == "POST"
+    assert seen["url"] == host.url_for("echo") + "?a=1&a=2&b=x%20y"
+    assert seen["params"] == {"a": "1,2", "b": "x y"}
+    assert seen["route_params"] == {}
+    assert bytes.fromhex(seen["body_hex"]) == body
+    assert {"x-custom": "v", "content-type": "application/octet-stream"}.items() <= seen["headers"].items()
+
+
+@pytest.mark.parametrize("wanted, status, content_type, body", [
+    ({"body": "<p>é</p>", "status": 201, "mimetype": "text/html", "charset": "utf-8"}, 201,
+     "text/html; charset=utf-8", "<p>é</p>".encode()),
+    ({"body": "{}", "status": 202, "mimetype": "application/json"}, 202, "application/json", b"{}"),
+    ({"body": "x", "status": 200}, 200, "text/plain; charset=utf-8", b"x"),
+    ({"body": "a,b", "status": 200, "headers": {"Content-Type": "text/csv"}, "mimetype": "text/plain"}, 200,
+     "text/csv", b"a,b"),
+    ({"text": "plain string"}, 200, "text/plain; charset=utf-8", b"plain string"),
 ])
-def test_route_template_match_various_templates_expected_params(template: str, path: str,
-                                                    expected: dict[str, str] | None) -> None:
-    assert RouteTemplate(template).match(split_path(path)) == expected
+def test_response_mapping_status_content_type_body(host: LocalHost, wanted: dict[str, Any], status: int,
+                                                   content_type: str, body: bytes) -> None:
+    response = requests.post(host.url_for("respond"), json=wanted, timeout=TIMEOUT)
+    assert (response.status_code, response.headers["Content-Type"], response.content) == (status, content_type, body)
 
 
-def test_routing_literal_route_beats_parameter_route(tmp_path: Path) -> None:
-    write_host_json(tmp_path, "api")
-    write_function(tmp_path, "by_id", {"authLevel": "anonymous", "route": "things/{id}"},
-                   "def main(req):\n    return 'param:' + req.route_params['id']\n")
-    write_function(tmp_path, "special", {"authLevel": "anonymous", "route": "things/special"},
-                   "def main(req):\n    return 'literal'\n")
-    with LocalHost(tmp_path, port=0) as host:
-        assert requests.get(host.base_url + "/api/things/special", timeout=TIMEOUT).text == "literal"
-        assert requests.get(host.base_url + "/api/things/9", timeout=TIMEOUT).text == "param:9"
+def test_response_custom_headers_passed_through(host: LocalHost) -> None:
+    wanted = {"body": "", "status": 204, "headers": {"X-Request-Id": "r-1", "Retry-After": "3"}}
+    response = requests.post(host.url_for("respond"), json=wanted, timeout=TIMEOUT)
+    assert (response.status_code, response.headers["X-Request-Id"], response.headers["Retry-After"]) == (204, "r-1", "3")
 
 
-# --------------------------------------------------------------------------- request/response
-
-def test_echo_request_reaches_httprequest_exactly(toy_host: LocalHost) -> None:
-    port = toy_host.base_url.rsplit(":", 1)[1]
-    query = "a=1&b=two%20words&a=2&empty=&plus=x+y"
-    body = b"\x00\xffraw body \xe2\x82\xac"
-    resp = requests.post(f"{toy_host.base_url}/v1/echo?{query}", data=body,
-                         headers={"X-Custom": "Value 1", "Content-Type": "application/octet-stream"},
-                         timeout=TIMEOUT)
-    assert resp.status_code == 200
-    got = resp.json()
-    assert got["method"] == "POST"
-    assert got["url"] == f"http://127.0.0.1:{port}/v1/echo?{query}"
-    assert got["params"] == {"a": "1,2", "b": "two words", "empty": "", "plus": "x y"}
-    assert got["route_params"] == {}
-    assert bytes.fromhex(got["body_hex"]) == body
-    assert got["headers"]["x-custom"] == "Value 1"
-    assert got["headers"]["content-type"] == "application/octet-stream"
-    assert got["headers"]["content-length"] == str(len(body))
-    assert got["function_name"] == "echo"
+def test_response_main_raises_answers_500_empty_and_logs_traceback(host: LocalHost,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger=LOGGER_NAME):
+        response = requests.get(host.url_for("boom"), timeout=TIMEOUT)
+    assert_host_answer(response, 500)
+    assert any(r.exc_info and "secret detail 123" in str(r.exc_info[1]) for r in caplog.records)
 
 
-def test_echo_host_header_honoured_in_url(toy_host: LocalHost) -> None:
-    resp = requests.get(toy_host.base_url + "/v1/echo?x=%2F", headers={"Host": "example.test:8080"},
-                        timeout=TIMEOUT)
-    assert resp.json()["url"] == "http://example.test:8080/v1/echo?x=%2F"
+# ----------------------------------------------------------------------------------------- body limit
+
+def chunked(size: int, piece: int = 10_000) -> Iterator[bytes]:
+    """A body that requests sends with Transfer-Encoding: chunked."""
+    for start in range(0, size, piece):
+        yield b"x" * min(piece, size - start)
 
 
-def test_echo_chunked_body_reaches_function(toy_host: LocalHost) -> None:
-    parts = [b"chunk-one|", b"chunk-two|", b"x" * 70000]
-    resp = requests.put(toy_host.url_for("echo"), data=iter(parts), timeout=TIMEOUT)
-    assert resp.status_code == 200
-    assert bytes.fromhex(resp.json()["body_hex"]) == b"".join(parts)
+@pytest.mark.parametrize("make_body", [lambda n: b"x" * n, chunked], ids=["content-length", "chunked"])
+def test_body_limit_exactly_64_kib_reaches_main(host: LocalHost, make_body: Callable[[int], Any]) -> None:
+    response = requests.post(host.url_for("echo"), data=make_body(LIMIT), timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert len(bytes.fromhex(response.json()["body_hex"])) == LIMIT
 
 
-def test_response_status_headers_content_type_returned(keyed_host: LocalHost) -> None:
-    resp = requests.get(keyed_host.url_for("get_item", id=1), headers={"x-functions-key": KEY},
-                        timeout=TIMEOUT)
-    assert resp.status_code == 202
-    assert resp.headers["X-Item"] == "yes"
-    assert resp.headers["Content-Type"] == "application/json"
+@pytest.mark.parametrize("make_body", [lambda n: b"x" * n, chunked], ids=["content-length", "chunked"])
+def test_body_limit_one_byte_over_answers_413_without_calling_main(host: LocalHost,
+                                                                   make_body: Callable[[int], Any]) -> None:
+    assert_host_answer(requests.post(host.url_for("echo"), data=make_body(LIMIT + 1), timeout=TIMEOUT), 413)
+    assert echo_calls() == 0
 
 
-def test_response_str_return_is_200_text_plain(keyed_host: LocalHost) -> None:
-    resp = requests.get(keyed_host.url_for("hello"), params={"code": KEY}, timeout=TIMEOUT)
-    assert resp.status_code == 200
-    assert resp.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert resp.text == "toy:hello"
+def test_body_limit_chunked_body_refused_before_the_client_finishes_sending(host: LocalHost) -> None:
+    """The client sends 80 KiB of a chunked body it never finishes: a host buffering the whole body would
+    still be waiting for the last chunk when the read below times out."""
+    port = int(host.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"x" * 16 * 1024
+        for _ in range(5):
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        status_line = sock.makefile("rb").readline()
+    assert status_line.startswith(b"HTTP/1.1 413 ")
+    assert echo_calls() == 0
 
 
-def test_response_text_mimetype_gets_charset_and_custom_content_type_kept(tmp_path: Path) -> None:
-    write_host_json(tmp_path, "api")
-    write_function(tmp_path, "html_page", {"authLevel": "anonymous"}, """
-        import azure.functions as func
-        def main(req):
-            return func.HttpResponse("<p>é</p>", mimetype="text/html", status_code=201)
-    """)
-    write_function(tmp_path, "xml_doc", {"authLevel": "anonymous"}, """
-        import azure.functions as func
-        def main(req):
-            return func.HttpResponse(b"<r/>", headers={"Content-Type": "application/xml"})
-    """)
-    with LocalHost(tmp_path, port=0) as host:
-        html = requests.get(host.url_for("html_page"), timeout=TIMEOUT)
-        assert (html.status_code, html.headers["Content-Type"]) == (201, "text/html; charset=utf-8")
-        assert html.content == "<p>é</p>".encode()
-        xml = requests.get(host.url_for("xml_doc"), timeout=TIMEOUT)
-        assert (xml.headers["Content-Type"], xml.content) == ("application/xml", b"<r/>")
+# ------------------------------------------------------------------------------------------------ log
+
+def test_request_log_one_line_per_request_without_query_or_body(host: LocalHost,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        requests.post(host.url_for("echo"), data=b"body-text", timeout=TIMEOUT)
+        requests.get(host.url_for("message", sid="SM1", code="wrong"), timeout=TIMEOUT)
+        requests.get(host.base_url + "/v1/nowhere", timeout=TIMEOUT)
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "POST /v1/echo 200", "GET /v1/messages/SM1 401", "GET /v1/nowhere 404"]
+    assert all(line.endswith("ms") for line in lines)
 
 
-def test_invocation_script_file_entry_point_async_and_out_binding_supported(tmp_path: Path) -> None:
-    write_host_json(tmp_path, "api")
-    folder = tmp_path / "custom"
-    folder.mkdir()
-    (folder / "function.json").write_text(json.dumps({
-        "scriptFile": "handler.py", "entryPoint": "run",
-        "bindings": [{"type": "httpTrigger", "direction": "in", "name": "request", "authLevel": "anonymous"},
-                     {"type": "http", "direction": "out", "name": "res"}]}))
-    (folder / "__init__.py").write_text("")
-    (folder / "handler.py").write_text(textwrap.dedent("""
-        import asyncio
-        import azure.functions as func
+# ------------------------------------------------------------------------------------- module loading
 
-        async def run(request: func.HttpRequest, res: func.Out[func.HttpResponse]) -> None:
-            await asyncio.sleep(0)
-            res.set(func.HttpResponse("async " + request.method, status_code=203))
-    """))
-    with LocalHost(tmp_path, port=0) as host:
-        resp = requests.post(host.url_for("custom"), timeout=TIMEOUT)
-        assert (resp.status_code, resp.text) == (203, "async POST")
+def test_module_loading_stop_unloads_the_app_so_another_app_reuses_names(tmp_path: Path) -> None:
+    first = make_app(tmp_path / "first")
+    with LocalHost(first, port=0) as host:
+        assert requests.get(host.url_for("admin_fn"), timeout=TIMEOUT).text == "admin ok"
+    assert "echo" not in sys.modules and str(first) not in sys.path
+    second = make_app(tmp_path / "second")
+    (second / "admin_fn" / "handler.py").write_text("def run(req):\n    return 'second app'\n")
+    with LocalHost(second, port=0) as host:
+        assert requests.get(host.url_for("admin_fn"), timeout=TIMEOUT).text == "second app"
 
 
-# --------------------------------------------------------------------------- function keys
+# ---------------------------------------------------------------------------------- settings and CLI
 
-@pytest.mark.parametrize(("headers", "params", "status"), [
-    ({"x-functions-key": KEY}, {}, 202),
-    ({}, {"code": KEY}, 202),
-    ({"x-functions-key": "wrong"}, {}, 401),
-    ({}, {"code": "wrong"}, 401),
-    ({}, {}, 401),
-])
-def test_function_key_configured_enforced_for_function_level(keyed_host: LocalHost, headers: dict[str, str],
-                                                             params: dict[str, str], status: int) -> None:
-    resp = requests.get(keyed_host.url_for("get_item", id=3), headers=headers, params=params, timeout=TIMEOUT)
-    assert resp.status_code == status
-    if status == 401:
-        assert resp.json()["error"] == "Unauthorized"
+def test_load_local_settings_sets_values_without_overriding(tmp_path: Path) -> None:
+    values = {"A_SETTING": "from-file", "KEPT": "from-file"}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    environ = {"KEPT": "from-env"}
+    assert load_local_settings(tmp_path, environ) == {"A_SETTING": "from-file"}
+    assert environ == {"KEPT": "from-env", "A_SETTING": "from-file"}
 
 
-def test_function_key_configured_enforced_for_admin_level(keyed_host: LocalHost) -> None:
-    assert requests.get(keyed_host.url_for("hello"), timeout=TIMEOUT).status_code == 401
-    resp = requests.get(keyed_host.url_for("hello"), headers={"x-functions-key": KEY}, timeout=TIMEOUT)
-    assert resp.status_code == 200
-
-
-def test_function_key_configured_anonymous_never_asks(keyed_host: LocalHost) -> None:
-    assert requests.get(keyed_host.url_for("echo"), timeout=TIMEOUT).status_code == 200
-    wrong = requests.get(keyed_host.url_for("echo"), params={"code": "wrong"}, timeout=TIMEOUT)
-    assert wrong.status_code == 200
-
-
-def test_function_key_from_env_var_enforced(toy_app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FUNCTIONS_HOST_KEY", "from-env")
-    with LocalHost(toy_app, port=0) as host:
-        assert host.function_key == "from-env"
-        assert requests.get(host.url_for("hello"), timeout=TIMEOUT).status_code == 401
-        ok = requests.get(host.url_for("hello"), params={"code": "from-env"}, timeout=TIMEOUT)
-        assert ok.status_code == 200
-
-
-def test_function_key_not_configured_serves_protected_and_logs_notice(
-        toy_app: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
-    with LocalHost(toy_app, port=0) as host:
-        assert requests.get(host.url_for("get_item", id=1), timeout=TIMEOUT).status_code == 202
-        assert requests.get(host.url_for("hello"), timeout=TIMEOUT).status_code == 200
-    notices = [r.getMessage() for r in caplog.records if "no function key configured" in r.getMessage()]
-    assert len(notices) == 1 and "get_item" in notices[0] and "hello" in notices[0]
-
-
-# --------------------------------------------------------------------------- errors and logging
-
-def test_exception_in_main_returns_500_generic_and_logs_traceback(
-        toy_host: LocalHost, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
-    resp = requests.get(toy_host.url_for("boom"), timeout=TIMEOUT)
-    assert resp.status_code == 500
-    assert "secret detail" not in resp.text
-    assert resp.json() == {"error": "Internal Server Error"}
-    failed = [r.exc_info[1] for r in caplog.records if r.exc_info and "boom" in r.getMessage()]
-    assert failed and "secret detail 123" in str(failed[0])
-
-
-def test_import_error_in_function_returns_500_and_other_functions_still_served(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    write_host_json(tmp_path, "api")
-    write_function(tmp_path, "broken", {"authLevel": "anonymous"}, "import does_not_exist_xyz\n")
-    write_function(tmp_path, "fine", {"authLevel": "anonymous"}, "def main(req):\n    return 'fine'\n")
-    with LocalHost(tmp_path, port=0) as host:
-        assert requests.get(host.url_for("broken"), timeout=TIMEOUT).status_code == 500
-        assert requests.get(host.url_for("fine"), timeout=TIMEOUT).text == "fine"
-    assert any("broken: function failed to load" in r.getMessage() for r in caplog.records)
-
-
-def test_request_log_one_line_without_body_headers_or_code(
-        keyed_host: LocalHost, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
-    caplog.clear()
-    requests.post(keyed_host.base_url + f"/v1/echo?code={KEY}&q=1", data=b"BODY-SECRET",
-                  headers={"X-Private": "HEADER-SECRET"}, timeout=TIMEOUT)
-    requests.get(keyed_host.base_url + "/v1/items/5", params={"code": KEY}, timeout=TIMEOUT)
-    requests.get(keyed_host.base_url + "/v1/missing", timeout=TIMEOUT)
-    lines = request_lines(caplog)
-    assert len(lines) == 3
-    assert re.fullmatch(r"POST /v1/echo 200 \d+\.\dms", lines[0])
-    assert re.fullmatch(r"GET /v1/items/5 202 \d+\.\dms", lines[1])
-    assert re.fullmatch(r"GET /v1/missing 404 \d+\.\dms", lines[2])
-    everything = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(LOGGER_NAME))
-    for secret in ("BODY-SECRET", "HEADER-SECRET", KEY, "q=1"):
-        assert secret not in everything
-
-
-# --------------------------------------------------------------------------- settings
-
-def test_local_settings_loaded_without_overriding_existing_env(
-        toy_app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (toy_app / "local.settings.json").write_text(json.dumps({
-        "IsEncrypted": False,
-        "Values": {"LH_TEST_EXISTING": "from-file", "LH_TEST_NEW": "from-file", "LH_TEST_NUM": 10}}))
-    monkeypatch.setenv("LH_TEST_EXISTING", "from-env")
-    for name in ("LH_TEST_NEW", "LH_TEST_NUM"):  # registers removal at teardown
-        monkeypatch.setenv(name, "x")
-        monkeypatch.delenv(name)
-    LocalHost(toy_app, port=0)  # the Python API does not load it unless asked
-    assert "LH_TEST_NEW" not in os.environ
-    host = LocalHost(toy_app, port=0, load_settings=True)
-    assert os.environ["LH_TEST_EXISTING"] == "from-env"
-    assert os.environ["LH_TEST_NEW"] == "from-file"
-    assert os.environ["LH_TEST_NUM"] == "10"
-    assert host.settings_loaded == {"LH_TEST_NEW": "from-file", "LH_TEST_NUM": "10"}
-
-
-def test_local_settings_function_key_value_configures_key(toy_app: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    (toy_app / "local.settings.json").write_text(json.dumps({"Values": {"FUNCTIONS_HOST_KEY": "file-key"}}))
-    monkeypatch.setenv("FUNCTIONS_HOST_KEY", "x")
-    monkeypatch.delenv("FUNCTIONS_HOST_KEY")
-    assert load_local_settings(toy_app, environ={}) == {"FUNCTIONS_HOST_KEY": "file-key"}
-    assert LocalHost(toy_app, port=0, load_settings=True).function_key == "file-key"
-
-
-# --------------------------------------------------------------------------- module isolation
-
-def test_module_loading_shared_used_by_two_functions_resolves_to_app_root(keyed_host: LocalHost, toy_app: Path) -> None:
-    headers = {"x-functions-key": KEY}
-    echo = requests.get(keyed_host.url_for("echo"), timeout=TIMEOUT).json()
-    item = requests.get(keyed_host.url_for("get_item", id=9), headers=headers, timeout=TIMEOUT).json()
-    expected = str(toy_app.resolve() / "shared" / "__init__.py")
-    assert echo["shared_file"] == item["shared_file"] == expected
-    assert item["tag"] == "toy:9"
-
-
-LAZY = """
-    def main(req):
-        from shared.extra import VALUE  # imported at run time, not at load time
-        return VALUE
-"""
-
-
-def test_module_isolation_two_apps_same_names_do_not_leak(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    foreign = ModuleType("shared")
-    foreign.__file__ = str(tmp_path / "elsewhere" / "shared.py")
-    monkeypatch.setitem(sys.modules, "shared", foreign)  # e.g. another app's shared, already imported
-    roots = {}
-    for marker in ("A", "B"):
-        root = roots[marker] = build_toy_app(tmp_path / marker, marker=marker)
-        write_function(root, "lazy", {"authLevel": "anonymous"}, LAZY)
-        (root / "shared" / "extra.py").write_text(f"VALUE = 'extra-{marker}'\n")
-    for marker in ("A", "B", "A"):
-        root = roots[marker]
-        with LocalHost(root, port=0, function_key=KEY) as host:
-            hello = requests.get(host.url_for("hello"), params={"code": KEY}, timeout=TIMEOUT)
-            assert hello.text == f"{marker}:hello"
-            assert requests.get(host.url_for("lazy"), timeout=TIMEOUT).text == f"extra-{marker}"
-            assert sys.modules["shared"] is not foreign
-        assert sys.modules["shared"] is foreign
-        assert not {"echo", "hello", "lazy", "get_item", "boom", "shared.extra"} & set(sys.modules)
-        assert str(root.resolve()) not in sys.path
-
-
-def test_module_isolation_symlinked_function_folder_served(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    write_function(outside, "linked", {"authLevel": "anonymous"}, "def main(req):\n    return 'linked'\n")
-    root = tmp_path / "app"
-    root.mkdir()
-    write_host_json(root, "api")
-    (root / "linked").symlink_to(outside / "linked", target_is_directory=True)
-    with LocalHost(root, port=0) as host:
-        assert requests.get(host.url_for("linked"), timeout=TIMEOUT).text == "linked"
-    assert "linked" not in sys.modules
-
-
-def test_wsgi_app_without_socket_serves_in_process(toy_app: Path) -> None:
-    host = LocalHost(toy_app, port=0)
+def test_cli_key_from_local_settings_enforced_and_sigterm_exits_0(app_root: Path) -> None:
+    (app_root / "local.settings.json").write_text(json.dumps({"Values": {KEY_ENV: "settings-key"}}))
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.local_host", "--root", str(app_root), "--port", "0"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        client = Client(host.wsgi_app)
-        resp = client.post("/v1/echo?x=1", data=b"in-process", headers={"Host": "bench.local"})
-        assert resp.status_code == 200
-        assert resp.get_json()["url"] == "http://bench.local/v1/echo?x=1"
-        assert client.get("/v1/nope").status_code == 404
+        listing = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            listing.append(line.strip())
+            if line.startswith("Press Ctrl+C"):
+                break
+        url = next(line.split()[-1] for line in listing if line.startswith("admin_fn:"))
+        assert requests.get(url, timeout=TIMEOUT).status_code == 401
+        assert requests.get(url, params={"code": "settings-key"}, timeout=TIMEOUT).text == "admin ok"
     finally:
-        host.stop()
-    assert "echo" not in sys.modules
-
-
-# --------------------------------------------------------------------------- server behaviour
-
-def test_server_keep_alive_connection_reused_after_error_with_unread_body(toy_host: LocalHost) -> None:
-    host, port = toy_host.base_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
-    try:
-        conn.request("POST", "/v1/missing", body=b"x" * 5000)
-        first = conn.getresponse()
-        first.read()
-        sock = conn.sock
-        conn.request("DELETE", "/v1/echo", body=b"y" * 10)
-        second = conn.getresponse()
-        second.read()
-        conn.request("POST", "/v1/echo", body=b"after")
-        third = conn.getresponse()
-        payload = json.loads(third.read())
-        assert (first.status, second.status, third.status) == (404, 405, 200)
-        assert bytes.fromhex(payload["body_hex"]) == b"after"
-        assert conn.sock is sock  # same TCP connection all along
-    finally:
-        conn.close()
-
-
-def test_server_concurrent_requests_no_errors(toy_host: LocalHost) -> None:
-    url = toy_host.url_for("echo") + "?n=1"
-    local = threading.local()
-
-    def one(i: int) -> int | str:
-        if i % 10 == 0:  # some clients without keep-alive
-            return requests.post(url, data=b"p", headers={"Connection": "close"}, timeout=TIMEOUT).status_code
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        try:
-            return session.post(url, data=str(i).encode(), timeout=TIMEOUT).status_code
-        except requests.RequestException as exc:
-            return type(exc).__name__
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        outcomes = Counter(pool.map(one, range(2000)))
-    assert outcomes == Counter({200: 2000})
-
-
-def test_server_stop_closes_listener_and_idle_connections(toy_app: Path) -> None:
-    host = LocalHost(toy_app, port=0).start()
-    url = host.url_for("echo")
-    session = requests.Session()
-    assert session.get(url, timeout=TIMEOUT).status_code == 200
-    host.stop()
-    with pytest.raises(requests.ConnectionError):
-        session.get(url, timeout=TIMEOUT)
-    with pytest.raises(requests.ConnectionError):
-        requests.get(url, timeout=TIMEOUT)
-    host.stop()  # idempotent
-
-
-def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Run ``python -m devtools.local_host ARGS``; return the process and its listing (up to "Press Ctrl+C")."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "devtools.local_host", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if "Press Ctrl+C" in line:
-            break
-    return proc, "\n".join(lines)
-
-
-def stop_cli(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
+        proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-    return proc.returncode, stderr
-
-
-def test_cli_started_with_key_lists_functions_and_exits_0_on_sigint(toy_app: Path) -> None:
-    proc, listing = start_cli("--root", str(toy_app), "--port", "0", "--function-key", KEY)
-    try:
-        assert "Functions:" in listing
-        match = re.search(r"get_item: \[GET\] (http://127\.0\.0\.1:\d+)/v1/items/\{id:int\}/\{name\?\}", listing)
-        assert match, listing
-        assert re.search(r"hello: \[ALL\] http://127\.0\.0\.1:\d+/v1/hello", listing)
-        base = match.group(1)
-        assert requests.get(base + "/v1/items/4", timeout=TIMEOUT).status_code == 401
-        ok = requests.get(base + "/v1/items/4", headers={"x-functions-key": KEY}, timeout=TIMEOUT)
-        assert ok.status_code == 202
-    finally:
-        returncode, stderr = stop_cli(proc)
-    assert returncode == 0, stderr
-    assert re.search(r"GET /v1/items/4 202 \d+\.\dms", stderr)
-    assert "function key configured (argument)" in stderr
-    assert KEY not in stderr and KEY not in listing
-
-
-def test_cli_default_local_settings_loaded_and_key_from_it_enforced(toy_app: Path) -> None:
-    (toy_app / "local.settings.json").write_text(json.dumps({"Values": {"FUNCTIONS_HOST_KEY": "settings-key"}}))
-    proc, listing = start_cli("--root", str(toy_app), "--port", "0")
-    try:
-        match = re.search(r"hello: \[ALL\] (http://127\.0\.0\.1:\d+/v1/hello)", listing)
-        assert match, listing
-        assert requests.get(match.group(1), timeout=TIMEOUT).status_code == 401
-        assert requests.get(match.group(1), params={"code": "settings-key"}, timeout=TIMEOUT).status_code == 200
-    finally:
-        returncode, stderr = stop_cli(proc)
-    assert returncode == 0, stderr
-    assert "function key configured (FUNCTIONS_HOST_KEY)" in stderr
+    assert proc.returncode == 0, stderr
+    assert "GET /v1/admin_fn 200" in stderr and "settings-key" not in stderr

@@ -1,122 +1,117 @@
-"""The WSGI application: route → method check → key check → invoke → response, one log line each."""
+"""The WSGI app: route, check the key, read the body, call ``main(req)``, answer; one log line per request."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
+import azure.functions as func
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .config import LOGGER_NAME, FunctionSpec
-from .invoke import LoadedFunction, build_http_request, invoke, prepare, request_target, to_response
-from .loader import ModuleLoader
-from .routes import RouteTemplate, split_path
-
-__all__ = ["FunctionsApp"]
 
 log = logging.getLogger(LOGGER_NAME)
 
-_REASONS = {401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+# The app refuses larger bodies with 413 itself (shared/errors.py MAX_BODY_BYTES). The host refuses them first,
+# and a chunked body as soon as it passes the limit, so a huge upload is never buffered whole.
+MAX_BODY_BYTES = 64 * 1024
+KEY_HEADER, KEY_QUERY = "x-functions-key", "code"  # as Azure's Functions host reads the function key
+_DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection"}  # the server writes these itself
 
 
-def _error(status: int, message: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    payload: dict[str, Any] = {"error": _REASONS[status]}
-    if message:
-        payload["message"] = message
-    return Response(json.dumps(payload), status=status, headers=headers, mimetype="application/json")
+class _Request(Request):
+    # werkzeug refuses a declared Content-Length above this (413) and stops reading a chunked body at this many
+    # bytes (without an error): one byte more than allowed tells _handle that the body is too large.
+    max_content_length = MAX_BODY_BYTES + 1
+
+
+def url_map(specs: Iterable[FunctionSpec], route_prefix: str) -> Map:
+    """One werkzeug rule per function: ``/<prefix>/<route>``, limited to the function's methods."""
+    rules = [Rule("/" + "/".join(filter(None, [route_prefix, spec.rule])), endpoint=spec.name, methods=spec.methods)
+             for spec in specs]
+    return Map(rules, strict_slashes=False, merge_slashes=False)
+
+
+def host_answer(status: int) -> Response:
+    """An answer of the Functions host itself: a status code, no body and no Content-Type."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
+    return response
+
+
+def to_http_request(request: Request, route_params: Mapping[str, str], body: bytes) -> func.HttpRequest:
+    """The ``func.HttpRequest`` the Python worker would pass for this request."""
+    url = f"{request.scheme}://{request.host}{request.environ.get('RAW_URI') or request.full_path}"
+    return func.HttpRequest(method=request.method, url=url, headers=dict(request.headers.items()),
+                            params={key: ",".join(values) for key, values in request.args.lists()},
+                            route_params=dict(route_params), body=body)
+
+
+def to_response(result: object) -> Response:
+    """Turn ``main``'s ``func.HttpResponse`` (or ``str``) into the HTTP answer, as the Python worker does."""
+    if isinstance(result, str):
+        return Response(result, content_type="text/plain; charset=utf-8")
+    if not isinstance(result, func.HttpResponse):
+        raise TypeError(f"main() returned {type(result).__name__}, not func.HttpResponse or str")
+    headers = [(key, value) for key, value in result.headers.items() if key.lower() not in _DROPPED_HEADERS]
+    response = Response(result.get_body(), status=result.status_code, headers=headers)
+    if "content-type" not in result.headers:
+        mimetype = result.mimetype
+        response.content_type = f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
+    return response
 
 
 def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() and ch != " " else f"\\x{ord(ch):02x}" for ch in text)
+    return quote(text, safe="/:@!$&'()*+,;=~")
 
 
 class FunctionsApp:
-    """WSGI callable serving the HTTP-triggered functions of one app (usable without a socket)."""
+    """WSGI callable serving the HTTP functions whose entry points it is given."""
 
-    def __init__(self, routes: Iterable[tuple[RouteTemplate, FunctionSpec]], loader: ModuleLoader,
-                 function_key: str | None) -> None:
-        # Most specific template first (ASP.NET precedence); ties keep folder order.
-        self.routes = sorted(routes, key=lambda item: item[0].precedence)
-        self.function_key = function_key
-        self._loader = loader
-        self._loaded: dict[str, LoadedFunction | BaseException] = {}
-        self._lock = threading.Lock()
-
-    def load_all(self) -> dict[str, BaseException]:
-        """Import every HTTP function now; return (and log) the ones that failed."""
-        failures: dict[str, BaseException] = {}
-        for _, spec in self.routes:
-            outcome = self._load(spec)
-            if isinstance(outcome, BaseException):
-                failures[spec.name] = outcome
-        return failures
-
-    def reset(self) -> None:
-        """Forget loaded entry points (after the loader unloaded their modules)."""
-        with self._lock:
-            self._loaded.clear()
-
-    def _load(self, spec: FunctionSpec) -> LoadedFunction | BaseException:
-        loaded = self._loaded.get(spec.name)
-        if loaded is not None:
-            return loaded
-        with self._lock:
-            if spec.name not in self._loaded:
-                try:
-                    self._loaded[spec.name] = prepare(spec, self._loader.load(spec))
-                except Exception as exc:  # noqa: BLE001 - reported like the host's load errors
-                    log.error("%s: function failed to load", spec.name, exc_info=exc)
-                    self._loaded[spec.name] = exc
-            return self._loaded[spec.name]
+    def __init__(self, specs: Mapping[str, FunctionSpec], entries: Mapping[str, Callable[..., object]],
+                 urls: Map, function_key: str | None) -> None:
+        self.specs, self.entries, self.urls, self.function_key = specs, entries, urls, function_key
 
     def _authorized(self, spec: FunctionSpec, request: Request) -> bool:
         if spec.auth_level == "anonymous" or not self.function_key:
             return True
-        expected = self.function_key.encode("utf-8")
-        for supplied in (request.headers.get("x-functions-key"), request.args.get("code")):
-            if supplied is not None and hmac.compare_digest(supplied.encode("utf-8"), expected):
-                return True
-        return False
+        # Like Azure: the header when it is present (even empty), else the query parameter.
+        supplied = request.headers.get(KEY_HEADER) if KEY_HEADER in request.headers else request.args.get(KEY_QUERY)
+        return bool(supplied) and hmac.compare_digest(supplied.encode(), self.function_key.encode())
 
-    def _handle(self, request: Request, path: str) -> Response:
-        segments = split_path(path)
-        matches = [(spec, params) for template, spec in self.routes
-                   if (params := template.match(segments)) is not None]
-        if not matches:
-            return _error(404)
-        method = request.method.upper()
-        allowed = [(spec, params) for spec, params in matches if spec.methods is None or method in spec.methods]
-        if not allowed:
-            methods = dict.fromkeys(m for spec, _ in matches for m in spec.methods or ())
-            return _error(405, headers={"Allow": ", ".join(methods)})
-        spec, route_params = allowed[0]
-        if not self._authorized(spec, request):
-            return _error(401, "A valid function key is required (x-functions-key header or code query parameter).")
-        loaded = self._load(spec)
-        if isinstance(loaded, BaseException):
-            log.error("%s: cannot run, it failed to load (%s)", spec.name, loaded)
-            return _error(500)
-        req = build_http_request(request, route_params, request.get_data())
+    def _handle(self, request: Request) -> Response:
         try:
-            return to_response(invoke(loaded, req))
-        except Exception:  # noqa: BLE001 - the host turns any failure into a 500
-            log.exception("Executed 'Functions.%s' (Failed)", spec.name)
-            return _error(500)
+            name, route_params = self.urls.bind("localhost").match(request.path, method=request.method)
+        except HTTPException:  # no route, or a method the function does not list: Azure answers 404 to both
+            return host_answer(404)
+        spec = self.specs[name]
+        if request.method == "HEAD" and spec.methods and "HEAD" not in spec.methods:
+            return host_answer(404)  # werkzeug lets HEAD through to GET rules; Azure's routing does not
+        if not self._authorized(spec, request):
+            return host_answer(401)
+        try:
+            body = request.get_data()
+        except HTTPException as exc:  # 413 over the limit, 400 when the client hangs up mid-body
+            return host_answer(exc.code or 400)
+        if len(body) > MAX_BODY_BYTES:
+            return host_answer(413)
+        try:
+            req = to_http_request(request, route_params, body)
+            return to_response(self.entries[name](**{spec.trigger_name: req}))
+        except Exception:  # noqa: BLE001 - Azure answers an unhandled function error with an empty 500
+            log.exception("Executed 'Functions.%s' (Failed)", name)
+            return host_answer(500)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         started = time.perf_counter()
-        request = Request(environ)
-        path, _ = request_target(environ)
-        try:
-            response = self._handle(request, path)
-        except Exception:  # noqa: BLE001 - never let the server print a werkzeug debug page
-            log.exception("local host failed while handling %s %s", request.method, _printable(path))
-            response = _error(500)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info("%s %s %d %.1fms", _printable(request.method), _printable(path), response.status_code, elapsed_ms)
+        request = _Request(environ)
+        response = self._handle(request)
+        log.info("%s %s %d %.1fms", _printable(request.method), _printable(request.path), response.status_code,
+                 (time.perf_counter() - started) * 1000)
         return response(environ, start_response)
