@@ -15,16 +15,23 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import cold, failure, reuse
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, ROOT, Table, machine_description
 
-NAMES = ("cold", "reuse", "warm", "throughput", "failure")
+# name -> (run it, given the table, the sandbox and quick)
+BENCHMARKS = {
+    "cold": lambda table, sandbox, quick: cold.run(table, sandbox, runs=3 if quick else 15),
+    "reuse": lambda table, sandbox, quick: reuse.run(table, invocations=20 if quick else 100),
+    "failure": lambda table, sandbox, quick: failure.run(table, sandbox, app_runs=1 if quick else 3,
+                                                         naive_bound=3.0 if quick else 10.0),
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke mode: few runs, small loads (~30 s)")
-    parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
-                        help=f"run only these benchmarks ({', '.join(NAMES)})")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: few runs, small loads (20–30 s)")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
+                        help=f"run only these benchmarks ({', '.join(BENCHMARKS)})")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.md",
                         help="where to write the Markdown report (default: bench/results/latest.md)")
     return parser.parse_args(argv)
@@ -38,63 +45,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())
     from devtools.sandbox import TwilioSandbox
 
-    quick = args.quick
-    selected = args.only or list(NAMES)
+    machine = machine_description()
     table = Table()
-    failures: list[str] = []
+    failed = False
     started = time.perf_counter()
     sandbox = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, host="127.0.0.1", port=0).start()
     try:
-        for name in NAMES:
-            if name not in selected:
+        for name, run in BENCHMARKS.items():
+            if args.only and name not in args.only:
                 continue
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             try:
-                _run_one(name, table, sandbox, quick)
+                run(table, sandbox, args.quick)
             except Exception:  # noqa: BLE001 - report it and go on with the others
-                failures.append(name)
+                failed = True
                 table.add(name, "could not run", "error")
                 traceback.print_exc()
             print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         sandbox.stop()
-    elapsed = time.perf_counter() - started
-    machine = machine_description()
-    mode = "quick (smoke) mode" if quick else "full mode"
-    report = (f"# Benchmarks ({mode})\n\n{machine}\n\nTotal time {elapsed:.0f} s. Ratios are measured side by "
-              f"side in this one run; absolute figures depend on the machine.\n\n{table.markdown()}\n")
+    mode = "quick (smoke) mode" if args.quick else "full mode"
+    report = (f"# Benchmarks ({mode})\n\n{machine}; total time {time.perf_counter() - started:.0f} s. Ratios are "
+              f"measured side by side in this one run; absolute figures depend on the machine.\n\n"
+              f"{table.markdown()}\n")
     print(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")
     print(f"[bench] written to {args.output}", file=sys.stderr)
-    return 1 if failures else 0
-
-
-def _run_one(name: str, table: Table, sandbox: object, quick: bool) -> None:
-    if name == "cold":
-        from bench import cold
-
-        cold.run(table, sandbox, runs=3 if quick else 15)
-    elif name == "reuse":
-        from bench import reuse
-
-        reuse.run(table, invocations=20 if quick else 100, bundle_invocations=5 if quick else 30)
-    elif name == "warm":
-        from bench import warm
-
-        warm.run(table, sandbox, rounds=2 if quick else 7, seconds=0.1 if quick else 0.3)
-    elif name == "throughput":
-        from bench import throughput
-
-        if quick:
-            throughput.run(table, total=1000, concurrency=32, rounds=2, warmup=100, time_limit=30)
-        else:
-            throughput.run(table, total=10_000, concurrency=32, rounds=10, warmup=500, time_limit=60)
-    elif name == "failure":
-        from bench import failure
-
-        failure.run(table, sandbox, app_runs=1 if quick else 3, naive_bound=3.0 if quick else 10.0)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
