@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the app locally in one command: installs what it needs, then serves on http://127.0.0.1:7071 — against the
-# embedded Twilio sandbox when no Twilio credentials are configured. ./run.sh --help for options.
+# Run the app locally in one command: makes .venv with ${PYTHON:-python3} (3.11+), installs what it needs, then serves
+# on http://127.0.0.1:7071 — against the embedded Twilio sandbox unless real Twilio credentials are configured.
+# ./run.sh --help for options.
 set -euo pipefail
 cd "$(dirname "$0")"
 . devtools/bootstrap.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The single test command (README, CI): makes .venv, installs the app and dev requirements, runs every test.
-# Extra arguments go to pytest, e.g. ./test.sh tests/test_send_sms.py -q
+# The single test command (README, CI): makes .venv with ${PYTHON:-python3} (3.11+), installs the app and dev
+# requirements, runs every test. Extra arguments go to pytest, e.g. ./test.sh tests/test_send_sms.py -q
 set -euo pipefail
 cd "$(dirname "$0")"
 . devtools/bootstrap.sh

@@ -3,39 +3,85 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_FILE = "local.settings.json"
 SANDBOX_NUMBER = "+15005550006"  # Twilio's magic "always succeeds" sender
 DEMO_CALLER = "+14155550100"
 DEMO_RECIPIENT = "+14155550123"
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET")
+LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # a WEBSITE_HOSTNAME Twilio cannot reach (as shared/settings)
+KEY_ENV = "FUNCTIONS_HOST_KEY"
 
 
-def load_local_settings(root: Path) -> None:
-    """Copy local.settings.json Values into the environment without overriding what is already set."""
-    path = root / "local.settings.json"
-    if path.is_file():
-        for name, value in json.loads(path.read_text(encoding="utf-8")).get("Values", {}).items():
-            if value != "":
-                os.environ.setdefault(name, str(value))
+def load_local_settings(root: Path) -> set[str]:
+    """Copy local.settings.json Values into the environment without overriding what is already set; returns the
+    names it set."""
+    path = root / SETTINGS_FILE
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {}) if path.is_file() else {}
+    loaded = {name for name, value in values.items() if value != "" and name not in os.environ}
+    os.environ.update({name: str(values[name]) for name in loaded})
+    return loaded
 
 
-def has_twilio_credentials() -> bool:
-    """True when real Twilio REST credentials are configured (environment or local.settings.json)."""
-    env = os.environ
-    return bool(env.get("TWILIO_ACCOUNT_SID") and (env.get("TWILIO_AUTH_TOKEN") or (
-        env.get("TWILIO_API_KEY_SID") and env.get("TWILIO_API_KEY_SECRET"))))
+def credentials_problem(from_file: set[str]) -> str | None:
+    """Why the configured Twilio credentials cannot be real ones: unset, still the example's placeholders, or a
+    malformed account SID. None when they look real."""
+    env = {name: os.environ.get(name, "").strip() for name in CREDENTIALS}
+    if not env["TWILIO_ACCOUNT_SID"]:
+        return f"no Twilio credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) in the environment or {SETTINGS_FILE}"
+    try:
+        example = json.loads((ROOT / "local.settings.example.json").read_text(encoding="utf-8"))["Values"]
+    except (OSError, ValueError, KeyError):
+        example = {}
+
+    def where(name: str) -> str:
+        return f"{name} in {SETTINGS_FILE if name in from_file else 'the environment'}"
+
+    for name in CREDENTIALS:
+        if env[name] and env[name] == example.get(name):
+            return f"{where(name)} is still the example's placeholder"
+    if not ACCOUNT_SID.fullmatch(env["TWILIO_ACCOUNT_SID"]):
+        return f"{where('TWILIO_ACCOUNT_SID')} is not an account SID (AC + 32 hex characters)"
+    if not (env["TWILIO_AUTH_TOKEN"] or (env["TWILIO_API_KEY_SID"] and env["TWILIO_API_KEY_SECRET"])):
+        return f"{where('TWILIO_ACCOUNT_SID')} is set but TWILIO_AUTH_TOKEN (or an API key + secret) is not"
+    return None
+
+
+def has_public_origin() -> bool:
+    """Whether the app hands Twilio a reachable origin: PUBLIC_BASE_URL, or a WEBSITE_HOSTNAME that is not local."""
+    hostname = urlsplit("//" + os.environ.get("WEBSITE_HOSTNAME", "").strip()).hostname
+    return bool(os.environ.get("PUBLIC_BASE_URL", "").strip() or (hostname and hostname not in LOCAL_HOSTNAMES))
+
+
+def port_problem(host: str, port: int, flag: str) -> str | None:
+    """A one-line reason the server cannot listen on host:port (None when it can)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"{flag} {port}: port {port} is already in use (another ./run.sh?); pick a free one with {flag}"
+            return f"--host {host}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 def wire_sandbox(sandbox: Any, app_url: str) -> None:
@@ -108,65 +154,127 @@ def follow_activity(sandbox: Any, stop: threading.Event) -> None:
         seen = len(events)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./run.sh", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7071, help="app port (default 7071, as func start)")
-    parser.add_argument("--sandbox-port", type=int, default=8099, help="Twilio sandbox port (default 8099)")
+    parser.add_argument("--port", type=port_number, default=7071, help="app port (default 7071, as func start)")
+    parser.add_argument("--sandbox-port", type=port_number, default=8099, help="Twilio sandbox port (default 8099)")
     parser.add_argument("--sandbox", choices=("auto", "always", "never"), default="auto",
-                        help="auto: use the sandbox only when no Twilio credentials are configured")
+                        help="auto: use the sandbox unless real-looking Twilio credentials are configured")
+    parser.add_argument("--function-key", metavar="KEY",
+                        help=f"require KEY on function-level endpoints (default: ${KEY_ENV}; '' = no key check)")
     parser.add_argument("--func", action="store_true", help="serve with Azure Functions Core Tools (func start)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def stop_requests() -> list[str]:
+    """Make Ctrl-C, SIGTERM and SIGHUP request a clean stop; returns the list the received signal names go to.
+    SIGINT is handled even when ignored on entry (bash starts background jobs that way); a SIGHUP ignored on entry
+    (nohup) stays ignored."""
+    received: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, lambda signum, _frame: received.append(signal.Signals(signum).name))
+    return received
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """Stop func and everything it started (the .NET host, the Python worker): SIGTERM to its process group, then
+    SIGKILL for whatever is left after func itself exited (or after 10 s)."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    fail = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")  # noqa: E731 - one line, exit 2
+    func_path = shutil.which("func") if args.func else None
+    if args.func and not func_path:
+        fail("--func needs Azure Functions Core Tools, but `func` is not on PATH (install it, or drop --func)")
+    try:
+        from_file = load_local_settings(ROOT)
+    except ValueError as exc:
+        fail(f"{SETTINGS_FILE} is not valid JSON ({exc})")
+    problem = credentials_problem(from_file)
+    if args.sandbox == "never" and problem:
+        fail(f"--sandbox never needs real Twilio credentials: {problem}")
+    use_sandbox = args.sandbox == "always" or (args.sandbox == "auto" and problem is not None)
+    for flag, port in (("--port", args.port), ("--sandbox-port", args.sandbox_port if use_sandbox else None)):
+        if port and (reason := port_problem(args.host, port, flag)):
+            fail(reason)
+    flag_key = args.function_key is not None
+    key = (args.function_key if flag_key else os.environ.get(KEY_ENV)) or None
+    key_source = "--function-key" if flag_key else f"{KEY_ENV} in {SETTINGS_FILE}" if KEY_ENV in from_file \
+        else f"{KEY_ENV} (environment)"
+    received = stop_requests()
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    load_local_settings(ROOT)
-    use_sandbox = args.sandbox == "always" or (args.sandbox == "auto" and not has_twilio_credentials())
     app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
     stop = threading.Event()
-    sandbox = None
-    if use_sandbox:
-        from devtools.sandbox import TwilioSandbox
-
-        sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5).start()
-        wire_sandbox(sandbox, app_url)
-        threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
-    key = os.environ.get("FUNCTIONS_HOST_KEY") or None
-    print(f"Twilio: {'SANDBOX at ' + sandbox.base_url if sandbox else 'REAL Twilio account ' + os.environ['TWILIO_ACCOUNT_SID'][:6] + '…'}")
-    if args.func:
-        if not shutil.which("func"):
-            print("--func: Azure Functions Core Tools (func) is not installed", file=sys.stderr)
-            return 2
-        server: Any = subprocess.Popen(["func", "start", "--port", str(args.port)], cwd=ROOT)
-    else:
-        from devtools.local_host import LocalHost
-
-        server = LocalHost(ROOT, host=args.host, port=args.port, function_key=key or "").start()
-        print("Functions:")
-        for name in sorted(server.functions):
-            print(f"  {name}: {server.url_for(name)}")
+    sandbox = server = func = None
     try:
+        if use_sandbox:
+            from devtools.sandbox import TwilioSandbox
+
+            if args.sandbox == "auto" and os.environ.get("TWILIO_ACCOUNT_SID"):
+                print(f"Notice: {problem}, so this runs on the Twilio sandbox, not real Twilio")
+            sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5).start()
+            wire_sandbox(sandbox, app_url)
+            threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
+            print(f"Twilio: SANDBOX at {sandbox.base_url}")
+        else:
+            print(f"Twilio: REAL Twilio account {os.environ['TWILIO_ACCOUNT_SID'].strip()[:6]}…")
+            if not has_public_origin():
+                print(f"Warning: Twilio cannot reach {app_url} (this machine): set PUBLIC_BASE_URL to a public https "
+                      "URL that forwards here (e.g. a tunnel), or calls cannot fetch their TwiML")
+        if not key:
+            print(f"Function keys: not enforced (no --function-key or {KEY_ENV}), as with func start")
+        elif args.func:
+            print(f"Function keys: key from {key_source}, but func start does not check keys locally")
+        else:
+            print(f"Function keys: enforced, key from {key_source} (x-functions-key header or ?code=)")
+        if args.func:
+            os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
+            func = subprocess.Popen([func_path, "start", "--port", str(args.port)], cwd=ROOT,
+                                    stdin=subprocess.DEVNULL, process_group=0)  # stopped as a group, by us
+        else:
+            from devtools.local_host import LocalHost
+
+            # None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that as the source too.
+            server = LocalHost(ROOT, host=args.host, port=args.port,
+                               function_key=None if key and not flag_key else key or "")
+            server.start()
+            print("Functions:")
+            for name in sorted(server.functions):
+                print(f"  {name}: {server.url_for(name)}")
         print("\nTry it (copy-paste):")
         for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None):
             print(f"\n# {title}\n{command}")
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         print("\nReady. Press Ctrl-C to stop.", flush=True)
-        while not (args.func and server.poll() is not None):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("\nStopping…", flush=True)
+        while not received and not (func and func.poll() is not None):
+            time.sleep(0.2)
+        print(f"\nStopping ({received[0]})…" if received else f"\nfunc exited with code {func.returncode}", flush=True)
     finally:
         stop.set()
-        if args.func:
-            server.terminate()
-            server.wait(10)
-        else:
+        if func is not None:
+            stop_process_group(func)
+        if server is not None:
             server.stop()
-        if sandbox:
+        if sandbox is not None:
             sandbox.stop()
-    return 0
+    return func.returncode if func and not received else 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,34 @@
-"""The one command: with no credentials it serves the app against the sandbox, and its printed curls work."""
+"""The first run: ./run.sh and ./test.sh (the Python check and .venv repair in devtools/bootstrap.sh) and
+devtools.run (sandbox or real Twilio, function keys, ports, signals, Core Tools). Real subprocesses on loopback,
+each bounded in time, in temporary copies so neither the shared .venv nor a developer's local.settings.json is
+touched."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from tests.conftest import APP_SETTINGS, ROOT
+
+NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".cache", ".hypothesis", ".pytest_cache", "node_modules",
+                                    "tests", "bench", "__pycache__", "local.settings.json")
+REAL_LOOKING = {"TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2, "TWILIO_AUTH_TOKEN": "f" * 32}
+EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 
 
 def free_port() -> int:
@@ -21,35 +37,172 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS and k not in ("FUNCTIONS_HOST_KEY", "PYTHON")}
+    return {**env, **overrides}
+
+
+class Command:
+    """A subprocess whose merged stdout/stderr lines are collected by a thread (reads never block the test)."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+        # Its own process group, so teardown can kill whatever it left; SIGHUP not ignored even under nohup.
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, process_group=0,
+                                     preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith("Ready.") for line in self.lines):
+            assert self._reader.is_alive() and time.monotonic() < deadline, self.output
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 15) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
 @pytest.fixture
-def running() -> tuple[subprocess.Popen, list[str]]:
-    env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS and k != "FUNCTIONS_HOST_KEY"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.run", "--port", str(free_port()), "--sandbox-port", str(free_port()),
-         "--sandbox", "always"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Ready."):
-            break
-    assert lines and lines[-1].startswith("Ready."), "\n".join(lines)
-    yield proc, lines
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+def app(tmp_path: Path) -> Path:
+    """A copy of the app (functions, shared, devtools) without local.settings.json, .venv or tests."""
+    shutil.copytree(ROOT, tmp_path / "app", ignore=NOT_COPIED)
+    return tmp_path / "app"
 
 
-def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(running):
-    proc, lines = running
-    curls = [line for line in lines if line.startswith("curl ")]
+@pytest.fixture
+def start(app: Path) -> Iterator:
+    """start(*args, env=...) runs devtools.run in the app copy on free ports; everything is killed afterwards."""
+    commands: list[Command] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> Command:
+        ports = ("--port", str(free_port()), "--sandbox-port", str(free_port()))
+        argv = [*prefix, sys.executable, "-m", "devtools.run", *ports, *args]
+        commands.append(Command(argv, app, clean_env() if env is None else env))
+        return commands[-1]
+
+    yield start
+    for command in commands:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(command.proc.pid, signal.SIGKILL)
+        command.proc.wait()
+
+
+def option(command: Command, name: str) -> int:
+    return int(command.proc.args[command.proc.args.index(name) + 1])
+
+
+def status_of(url: str, payload: dict, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json",
+                                                                         **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# -- ./run.sh and ./test.sh: the interpreter check and the .venv (bootstrap.sh) ---------------------------------
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    """run.sh, test.sh and bootstrap.sh with tiny requirements and a stub app that prints the venv it runs in."""
+    for name in ("run.sh", "test.sh", "devtools/bootstrap.sh"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / name, tmp_path / name)
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "requirements-dev.txt").write_text("-r requirements.txt\n")
+    (tmp_path / "devtools" / "__init__.py").write_text("")
+    (tmp_path / "devtools" / "run.py").write_text("import sys\nprint('app ran in', sys.prefix)\n")
+    return tmp_path
+
+
+def bootstrap(scripts: Path, python: str = sys.executable, script: str = "run.sh") -> tuple[int, str]:
+    done = subprocess.run([str(scripts / script)], env={**clean_env(), "PYTHON": python}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=120)
+    return done.returncode, done.stdout.strip()
+
+
+@pytest.mark.parametrize("script", ["run.sh", "test.sh"])
+@pytest.mark.parametrize("interpreter", ["missing", "too_old"])
+def test_bootstrap_missing_or_old_python_exits_with_one_line_naming_PYTHON(scripts, script, interpreter):
+    python = scripts / "no-such-python"
+    if interpreter == "too_old":
+        python = scripts / "python3.9"
+        python.write_text("#!/bin/sh\necho 3.9.18\n")
+        python.chmod(0o755)
+    code, output = bootstrap(scripts, str(python), script)
+    assert code != 0
+    assert len(output.splitlines()) == 1, output
+    assert f"PYTHON={python}" in output and "3.11" in output
+    assert ("3.9.18" in output) == (interpreter == "too_old")
+    assert not (scripts / ".venv").exists()
+
+
+def test_bootstrap_venv_without_pip_is_rebuilt_and_a_failed_install_is_retried_until_it_succeeds(scripts):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(scripts / ".venv")], check=True, timeout=60)
+    (scripts / "requirements-dev.txt").write_text("./no-such-package-dir\n")  # pip fails at once, offline
+    for attempt in (1, 2):
+        code, output = bootstrap(scripts)
+        assert code != 0 and "pip install -r requirements-dev.txt failed" in output, (attempt, output)
+        assert "app ran" not in output and not list((scripts / ".venv").glob(".requirements-*"))
+    assert subprocess.run([scripts / ".venv/bin/python", "-m", "pip", "--version"], capture_output=True,
+                          timeout=30).returncode == 0  # the venv was rebuilt with pip
+    (scripts / "requirements-dev.txt").write_text("-r requirements.txt\n")
+    code, output = bootstrap(scripts)
+    assert code == 0 and output.endswith(f"app ran in {scripts / '.venv'}"), output
+    assert list((scripts / ".venv").glob(".requirements-*"))
+    assert bootstrap(scripts) == (0, f"app ran in {scripts / '.venv'}")  # installed once: nothing more to do
+
+
+def test_bootstrap_venv_made_by_another_python_is_rebuilt(scripts):
+    venv = scripts / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /opt/python3.10/bin\nversion = 3.10.0\n")
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 3.10.0 /opt/python3.10\n")
+    (venv / "bin" / "python").chmod(0o755)
+    requirements = b"".join((scripts / name).read_bytes() for name in ("requirements.txt", "requirements-dev.txt"))
+    (venv / f".requirements-{hashlib.sha256(requirements).hexdigest()[:16]}").touch()  # installed, as far as it knows
+    code, output = bootstrap(scripts)
+    assert code == 0 and "made by another Python" in output and output.endswith(f"app ran in {venv}"), output
+    identity = "import os, sys; print(sys.version.split()[0], os.path.realpath(sys.base_prefix))"
+    versions = {subprocess.run([python, "-c", identity], capture_output=True, text=True, timeout=30).stdout
+                for python in (sys.executable, venv / "bin" / "python")}
+    assert len(versions) == 1
+
+
+# -- devtools.run ------------------------------------------------------------------------------------------------
+
+def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(start):
+    command = start("--sandbox", "always")
+    command.wait_for_ready()
+    curls = [line for line in command.lines if line.startswith("curl ")]
     assert len(curls) == 5
-    results = [subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=20).stdout
-               for command in curls]
+    results = [subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=20).stdout
+               for line in curls]
     sms, call, inbound_sms, inbound_call, activity = results
     assert json.loads(sms)["sid"].startswith("SM")
     assert json.loads(call)["sid"].startswith("CA")
@@ -57,12 +210,141 @@ def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(run
     assert "<Say>" in json.loads(inbound_call)["twiml"]
     kinds = [event["type"] for event in json.loads(activity)]
     assert "rest.request" in kinds and "inbound.sms" in kinds
+    assert any(line.startswith("[sandbox] REST POST") for line in command.lines)
 
 
-def test_run_command_ctrl_c_stops_everything(running):
-    proc, lines = running
-    app_port = int(next(line for line in lines if "send_sms: http" in line).rsplit(":", 1)[1].split("/")[0])
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", app_port)) != 0  # nothing listens any more
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_run_command_signal_stops_host_and_sandbox(start, signum):
+    command = start("--sandbox", "always")
+    command.wait_for_ready()
+    ports = option(command, "--port"), option(command, "--sandbox-port")
+    assert all(listening(port) for port in ports)
+    command.proc.send_signal(signum)
+    assert command.finish() == 0
+    assert f"Stopping ({signum.name})" in command.output
+    assert not any(listening(port) for port in ports)
+
+
+def test_run_command_sigint_as_background_job_stops_everything(start):
+    # bash starts background jobs with SIGINT ignored: Python then never raises KeyboardInterrupt by itself.
+    command = start("--sandbox", "always", prefix=("bash", "-c", '"$@" & echo "pid $!"; wait $!', "bash"))
+    command.wait_for_ready()
+    pid = int(next(line for line in command.lines if line.startswith("pid "))[4:])
+    os.kill(pid, signal.SIGINT)
+    assert command.finish() == 0, command.output
+    assert "Stopping (SIGINT)" in command.output
+    assert not alive(pid) and not listening(option(command, "--port"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_run_command_signal_with_func_stops_func_and_its_children(start, tmp_path, signum):
+    bin_dir, pids = tmp_path / "bin", tmp_path / "func.pids"
+    bin_dir.mkdir()
+    (bin_dir / "func").write_text('#!/bin/sh\nsleep 300 &\necho "$$ $!" > "$FAKE_FUNC_PIDS"\nwait\n')
+    (bin_dir / "func").chmod(0o755)
+    env = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_FUNC_PIDS=str(pids))
+    command = start("--func", env=env)
+    command.wait_for_ready()
+    deadline = time.monotonic() + 10
+    while not pids.exists() or not pids.read_text().strip():
+        assert time.monotonic() < deadline, command.output
+        time.sleep(0.05)
+    func_pids = [int(pid) for pid in pids.read_text().split()]
+    try:
+        assert all(alive(pid) for pid in func_pids)
+        command.proc.send_signal(signum)
+        assert command.finish() == 0, command.output
+        assert not any(alive(pid) for pid in func_pids)
+    finally:
+        for pid in filter(alive, func_pids):
+            os.kill(pid, signal.SIGKILL)
+    assert not listening(option(command, "--sandbox-port"))
+
+
+def test_run_command_func_without_core_tools_exits_2_with_one_line(start, tmp_path):
+    command = start("--func", env=clean_env(PATH=str(tmp_path)))  # no func there
+    assert command.finish() == 2
+    assert len(command.lines) == 1 and "--func" in command.output and "func" in command.output.split("--func")[1]
+
+
+@pytest.mark.parametrize("flag", ["--port", "--sandbox-port"])
+def test_run_command_busy_port_exits_2_with_one_line_naming_the_flag(start, flag):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = start("--sandbox", "always", flag, str(port))
+        assert command.finish() == 2
+    assert len(command.lines) == 1 and f"{flag} {port}" in command.output, command.output
+    assert "in use" in command.output
+
+
+def write_settings(app: Path, **values: str) -> None:
+    (app / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {**EXAMPLE, **values}}))
+
+
+@pytest.mark.parametrize("settings", ["none", "example"])
+def test_run_command_sandbox_never_without_real_credentials_exits_2_with_one_line(start, app, settings):
+    if settings == "example":
+        write_settings(app)
+    command = start("--sandbox", "never")
+    assert command.finish() == 2
+    assert len(command.lines) == 1 and "--sandbox never" in command.output, command.output
+    assert ("placeholder" in command.output) == (settings == "example")
+
+
+@pytest.mark.parametrize("source, values, named", [
+    ("file", {}, "TWILIO_ACCOUNT_SID in local.settings.json"),
+    ("file", {"TWILIO_ACCOUNT_SID": REAL_LOOKING["TWILIO_ACCOUNT_SID"]}, "TWILIO_AUTH_TOKEN in local.settings.json"),
+    ("env", {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_ACCOUNT_SID in the environment"),
+], ids=["example_sid", "example_token", "malformed_sid"])
+def test_run_command_placeholder_credentials_use_sandbox_with_one_line_notice(start, app, source, values, named):
+    if source == "file":
+        write_settings(app, **values)
+    command = start(env=clean_env(**values) if source == "env" else None)
+    command.wait_for_ready()
+    notices = [line for line in command.lines if line.startswith("Notice:")]
+    assert len(notices) == 1 and named in notices[0] and "sandbox" in notices[0], command.output
+    assert any(line.startswith("Twilio: SANDBOX") for line in command.lines)
+
+
+@pytest.mark.parametrize("origin, warned", [
+    ({}, True),
+    ({"WEBSITE_HOSTNAME": "localhost:7071"}, True),
+    ({"PUBLIC_BASE_URL": "https://tunnel.example.test"}, False),
+    ({"WEBSITE_HOSTNAME": "myapp.azurewebsites.net"}, False),
+], ids=["unset", "local_hostname", "public_base_url", "public_hostname"])
+def test_run_command_real_twilio_without_public_origin_warns_naming_PUBLIC_BASE_URL(start, origin, warned):
+    command = start(env=clean_env(**REAL_LOOKING, **origin))
+    command.wait_for_ready()
+    assert any(line.startswith("Twilio: REAL") for line in command.lines), command.output
+    warnings = [line for line in command.lines if "cannot reach" in line]
+    assert len(warnings) == int(warned), command.output
+    assert all("PUBLIC_BASE_URL" in line and "127.0.0.1" in line for line in warnings)
+
+
+@pytest.mark.parametrize("source, named", [
+    ("flag", "key from --function-key"),
+    ("env", "key from FUNCTIONS_HOST_KEY (environment)"),
+    ("file", "key from FUNCTIONS_HOST_KEY in local.settings.json"),
+    ("none", "not enforced"),
+    ("empty_flag", "not enforced"),  # --function-key '' turns off a FUNCTIONS_HOST_KEY
+])
+def test_run_command_function_key_from_each_source_is_named_and_enforced(start, app, source, named):
+    key = "k3y-" + source
+    args, env = ["--sandbox", "always"], clean_env()
+    if source == "flag":
+        args += ["--function-key", key]
+    elif source in ("env", "empty_flag"):
+        env["FUNCTIONS_HOST_KEY"] = key
+        args += ["--function-key", ""] if source == "empty_flag" else []
+    elif source == "file":
+        write_settings(app, FUNCTIONS_HOST_KEY=key)
+    command = start(*args, env=env)
+    command.wait_for_ready()
+    key_lines = [line for line in command.lines if line.startswith("Function keys:")]
+    assert len(key_lines) == 1 and named in key_lines[0], command.output
+    url = f"http://127.0.0.1:{option(command, '--port')}/api/send_sms"
+    sms = {"to": "+14155550123", "body": "hi"}
+    assert status_of(url, sms) == (201 if named == "not enforced" else 401)
+    assert status_of(url, sms, {"x-functions-key": key}) == 201
