@@ -1,8 +1,9 @@
-"""POST /api/make_call: a mobile app places an outbound call that speaks an optional message."""
+"""POST /api/make_call: a signed-in mobile app places an outbound call that speaks an optional message."""
 
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
+from shared.identity import caller_identity
 from shared.settings import load_settings
 from shared.urls import public_origin
 from shared.voice import CallRequest, place_call
@@ -11,5 +12,6 @@ from shared.voice import CallRequest, place_call
 @mobile_api
 def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
+    identity = caller_identity(req, settings)
     call = CallRequest.parse(read_payload(req), settings)
-    return created(place_call(call, settings, public_origin(req, settings)))
+    return created(place_call(call, settings, public_origin(req, settings), identity))

@@ -1,8 +1,9 @@
-"""POST /api/send_sms: a mobile app sends an SMS/MMS through Twilio."""
+"""POST /api/send_sms: a signed-in mobile app sends an SMS/MMS through Twilio."""
 
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
+from shared.identity import caller_identity
 from shared.messaging import SmsRequest, send_sms
 from shared.settings import load_settings
 
@@ -10,5 +11,6 @@ from shared.settings import load_settings
 @mobile_api
 def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
+    identity = caller_identity(req, settings)
     sms = SmsRequest.parse(read_payload(req), settings)
-    return created(send_sms(sms, settings))
+    return created(send_sms(sms, settings, identity))

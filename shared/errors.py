@@ -28,6 +28,7 @@ class AppError(Exception):
         field: str | None = None,
         twilio_code: int | None = None,
         more_info: str | None = None,
+        quota: str | None = None,
         headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
@@ -37,17 +38,16 @@ class AppError(Exception):
         self.field = field
         self.twilio_code = twilio_code
         self.more_info = more_info
+        self.quota = quota
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """The documented error body: {"error": {"code", "message", "field"?, "twilio_code"?, "more_info"?}}."""
+        """The documented error body: {"error": {"code", "message", "field"?, "twilio_code"?, "more_info"?,
+        "quota"?}}."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        if self.twilio_code is not None:
-            error["twilio_code"] = self.twilio_code
-        if self.more_info is not None:
-            error["more_info"] = self.more_info
+        optional = {"field": self.field, "twilio_code": self.twilio_code, "more_info": self.more_info,
+                    "quota": self.quota}
+        error.update((name, value) for name, value in optional.items() if value is not None)
         return {"error": error}
 
     def to_response(self) -> func.HttpResponse:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from shared import fields
+from shared import fields, quota
 from shared.errors import invalid_field
 from shared.phone import mask
 from shared.settings import Settings
@@ -41,17 +41,18 @@ class SmsRequest:
         return cls(parties.to, parties.from_, body, tuple(media), parties.status_callback)
 
 
-def send_sms(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
-    """Create the message (one create request, never re-sent) and return the documented 201 body."""
+def send_sms(sms: SmsRequest, settings: Settings, identity: str) -> dict[str, Any]:
+    """Charge the caller's quotas, create the message (one create request, never re-sent) and return the
+    documented 201 body."""
     sender = sms.from_ or (None if settings.messaging_service_sid else settings.phone_number)
     service = None if sms.from_ else settings.messaging_service_sid
     settings.require(*settings.rest_setting_names(), *(() if sender or service else ("TWILIO_PHONE_NUMBER",)))
-    with twilio_errors():
+    with quota.charged(settings, "sms", identity, sms.to), twilio_errors():
         message = create(settings, "Messages", {
             "To": sms.to, "From": sender, "MessagingServiceSid": service, "Body": sms.body,
             "MediaUrl": list(sms.media_urls) or None, "StatusCallback": sms.status_callback,
         })
-    logger.info("SMS %s queued to %s", message.get("sid"), mask(sms.to))
+    logger.info("SMS %s queued to %s for %s", message.get("sid"), mask(sms.to), identity)
     return {
         "sid": message.get("sid"),
         "status": message.get("status"),

@@ -21,7 +21,12 @@ SETTING_NAMES = (
     "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL", "TWILIO_HTTP_TIMEOUT_SECONDS", "PUBLIC_BASE_URL",
     "WEBSITE_HOSTNAME", "VOICE_GREETING", "VOICE_NAME", "VOICE_LANGUAGE", "SMS_AUTO_REPLY", "BLOCKED_NUMBERS",
     "ALLOWED_DESTINATION_PREFIXES", "ALLOWED_DESTINATION_COUNTRIES", "DEFAULT_REGION",
+    "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_EASY_AUTH", "WEBSITE_AUTH_ENABLED",
+    "QUOTA_SMS_PER_USER_PER_DAY", "QUOTA_CALLS_PER_USER_PER_DAY", "QUOTA_SMS_PER_DAY", "QUOTA_CALLS_PER_DAY",
+    "QUOTA_PER_DESTINATION_PER_HOUR",
+    "AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri",
 )
+QUOTA_SETTINGS = tuple(name for name in SETTING_NAMES if name.startswith("QUOTA_"))
 
 
 class SettingsError(AppError):
@@ -65,6 +70,15 @@ class Settings:
     allowed_destination_prefixes: tuple[str, ...]
     allowed_destination_countries: frozenset[str]
     default_region: str | None
+    auth_issuer: str | None
+    auth_audience: str | None
+    auth_jwks_url: str | None
+    auth_easy_auth: bool
+    website_auth_enabled: bool  # App Service Authentication is on: only then is X-MS-CLIENT-PRINCIPAL-ID trusted
+    quotas: Mapping[str, int]  # QUOTA_* setting -> limit, only those set above 0
+    storage_connection_string: str | None
+    storage_account_name: str | None
+    storage_table_uri: str | None
     present: frozenset[str] = field(default=frozenset(), repr=False)  # the names of the settings that are set
 
     def require(self, *names: str) -> None:
@@ -130,6 +144,15 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         allowed_destination_prefixes=checked("ALLOWED_DESTINATION_PREFIXES", _prefixes) or (),
         allowed_destination_countries=checked("ALLOWED_DESTINATION_COUNTRIES", _regions) or frozenset(),
         default_region=region,
+        auth_issuer=checked("AUTH_ISSUER", _url),
+        auth_audience=values["AUTH_AUDIENCE"] or None,
+        auth_jwks_url=checked("AUTH_JWKS_URL", _url),
+        auth_easy_auth=bool(checked("AUTH_EASY_AUTH", _flag)),
+        website_auth_enabled=values["WEBSITE_AUTH_ENABLED"].lower() == "true",
+        quotas={name: limit for name in QUOTA_SETTINGS if (limit := checked(name, _count))},
+        storage_connection_string=values["AzureWebJobsStorage"] or None,
+        storage_account_name=values["AzureWebJobsStorage__accountName"] or None,
+        storage_table_uri=checked("AzureWebJobsStorage__tableServiceUri", _url),
         present=frozenset(name for name, value in values.items() if value),
     )
     if invalid:
@@ -161,6 +184,28 @@ def _public_hostname(raw: str) -> str | None:
     parts = urlsplit("//" + raw)
     parts.port  # noqa: B018 - raises ValueError for a port over 65535
     return None if parts.hostname in LOCAL_HOSTNAMES else raw.lower()
+
+
+def _url(raw: str) -> str | None:
+    """An http(s) URL kept exactly as written (an OIDC issuer must equal the token's `iss`)."""
+    if raw:
+        _origin(raw)
+    return raw or None
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() not in ("", "true", "false", "1", "0"):
+        raise ValueError(raw)
+    return raw.lower() in ("true", "1")
+
+
+def _count(raw: str) -> int:
+    """A quota: a whole number >= 0 (0 or unset: unlimited)."""
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(raw)
+    return int(raw)
 
 
 def _timeout(raw: str) -> float | None:

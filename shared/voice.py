@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from shared import fields
+from shared import fields, quota
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.errors import invalid_field
 from shared.phone import mask
@@ -53,20 +53,21 @@ class CallRequest:
         return origin + VOICE_WEBHOOK_PATH + (f"?{urlencode(query)}" if query else "")
 
 
-def place_call(call: CallRequest, settings: Settings, origin: str) -> dict[str, Any]:
-    """Create the call (one create request, never re-sent) and return the documented 201 body."""
+def place_call(call: CallRequest, settings: Settings, origin: str, identity: str) -> dict[str, Any]:
+    """Charge the caller's quotas, create the call (one create request, never re-sent) and return the
+    documented 201 body."""
     sender = call.from_ or settings.phone_number
     settings.require(*settings.rest_setting_names(), *(() if sender else ("TWILIO_PHONE_NUMBER",)))
     url = call.webhook_url(origin)
     if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
         raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would be "
                             f"{len(url)} characters, Twilio accepts {MAX_TWILIO_URL_CHARS}.", "too_long")
-    with twilio_errors():
+    with quota.charged(settings, "call", identity, call.to), twilio_errors():
         call_resource = create(settings, "Calls", {
             "To": call.to, "From": sender, "Url": url, "Method": "POST",
             "StatusCallback": call.status_callback,
         })
-    logger.info("Call %s queued to %s", call_resource.get("sid"), mask(call.to))
+    logger.info("Call %s queued to %s for %s", call_resource.get("sid"), mask(call.to), identity)
     return {
         "sid": call_resource.get("sid"),
         "status": call_resource.get("status"),
