@@ -117,10 +117,10 @@ def test_openapi_documents_every_function_folder_with_its_methods(spec):
         assert documented == {m.lower() for m in trigger["methods"]}, name
 
 
-def test_openapi_function_key_scheme_is_the_header_or_the_code_query_parameter(spec):
+def test_openapi_function_key_scheme_is_the_header_or_the_code_query_parameter_plus_bearer(spec):
     schemes = spec["components"]["securitySchemes"]
     assert {(s["in"], s["name"]) for s in schemes.values() if s["type"] == "apiKey"} == FUNCTION_KEY_SCHEMES
-    assert len(schemes) == 2
+    assert [(s["type"], s.get("scheme")) for s in schemes.values() if s["type"] != "apiKey"] == [("http", "bearer")]
 
 
 @pytest.mark.parametrize("name", sorted(functions()))
@@ -134,9 +134,10 @@ def test_openapi_security_present_exactly_when_auth_level_is_not_anonymous(spec,
             assert security == [], f"{name} {method}: anonymous, so no function key"
             assert "401" not in operation["responses"]
         else:
-            # Alternatives (a list of single-scheme requirements): the header or the query parameter.
-            assert all(len(requirement) == 1 for requirement in security), security
-            used = {(schemes[s]["in"], schemes[s]["name"]) for requirement in security for s in requirement}
+            # Alternatives: the header or the query parameter, each alone or with the bearer token.
+            keys = [[s for s in requirement if schemes[s]["type"] == "apiKey"] for requirement in security]
+            assert all(len(key) == 1 for key in keys), security
+            used = {(schemes[k[0]]["in"], schemes[k[0]]["name"]) for k in keys}
             assert used == FUNCTION_KEY_SCHEMES, f"{name} {method}"
             assert "401" in operation["responses"]
 
@@ -256,11 +257,15 @@ def test_openapi_error_schema_is_the_body_app_errors_produce(spec):
 
     error = resolve(spec, spec["components"]["schemas"]["Error"])
     inner = error["properties"]["error"]
-    full = AppError(422, "twilio_rejected", "m", field="to", twilio_code=21211, more_info="https://x").body()
+    full = AppError(422, "twilio_rejected", "m", field="to", twilio_code=21211, more_info="https://x",
+                    quota="QUOTA_SMS_PER_DAY").body()
     assert error["required"] == ["error"] and set(error["properties"]) == set(full)
     assert set(inner["properties"]) == set(full["error"])
     assert set(inner["required"]) == set(AppError(400, "c", "m").body()["error"]) == {"code", "message"}
     assert inner["additionalProperties"] is False and error["additionalProperties"] is False
+    from shared.settings import QUOTA_SETTINGS
+
+    assert resolve(spec, inner["properties"]["quota"])["enum"] == list(QUOTA_SETTINGS)
 
 
 def shared_modules_imported_by(module_path: Path) -> set[str]:
