@@ -1,10 +1,11 @@
-"""Tests for devtools.sandbox, driven through the real twilio SDK and stdlib HTTP."""
+"""devtools.sandbox: REST surface, auth, magic numbers, faults, call flow, inbound simulation, activity log, CLI."""
 
 from __future__ import annotations
 
-import http.client
+import base64
 import json
-import re
+import logging
+import os
 import signal
 import socket
 import subprocess
@@ -13,60 +14,40 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
+from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from werkzeug.datastructures import MultiDict
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
-from devtools.sandbox import TwilioSandbox
+from devtools.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
+from devtools.sandbox.cli import main as cli_main
+from devtools.sandbox.wsgi import QuietHandler
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789"
 API_KEY_SID = "SK" + "fedcba9876543210" * 2
 API_KEY_SECRET = "test-api-key-secret"
 SENDER = "+15005550006"
 CUSTOMER = "+15551234567"
-SID_RE = {"SM": re.compile(r"^SM[0-9a-f]{32}$"), "CA": re.compile(r"^CA[0-9a-f]{32}$")}
-
+SMS = MultiDict({"To": CUSTOMER, "From": SENDER, "Body": "Hello there"})
 VOICE_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Hello from the app</Say></Response>'
 SMS_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Thanks, got it!</Message></Response>'
 
 
-# -- helpers ------------------------------------------------------------------
-class SandboxHttpClient(TwilioHttpClient):
-    """TwilioHttpClient that sends every request to the sandbox origin (path unchanged)."""
-
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.base_url = base_url
-
-    def request(  # type: ignore[override]
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        parts = urlsplit(url)
-        target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        return super().request(method, target, params, data, headers, auth, timeout, allow_redirects)
-
-
+# -- helpers -------------------------------------------------------------------------------------------------------
 class FakeApp:
-    """A tiny stdlib web app standing in for the function app's webhooks."""
+    """The function app's webhooks: a canned answer per path; records every request and its signature's validity."""
 
     ROUTES: dict[str, tuple[int, str | None, str]] = {
         "/voice": (200, "text/xml; charset=utf-8", VOICE_TWIML),
@@ -78,67 +59,86 @@ class FakeApp:
         "/error": (500, "text/html", "<h1>boom</h1>"),
     }
 
-    def __init__(self, auth_token: str) -> None:
-        self.validator = RequestValidator(auth_token)
+    def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.handle_any()
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.handle_any()
-
-            def handle_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                url = f"http://127.0.0.1:{app.port}{self.path}"
-                signature = self.headers.get("X-Twilio-Signature", "")
-                if self.command == "GET":
-                    params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-                    valid = app.validator.validate(url, {}, signature)
-                else:
-                    params = dict(parse_qsl(body, keep_blank_values=True))
-                    valid = app.validator.validate(url, params, signature)
-                path = urlsplit(self.path).path
-                with app.lock:
-                    app.received.append(
-                        {
-                            "method": self.command,
-                            "path": path,
-                            "params": params,
-                            "headers": dict(self.headers.items()),
-                            "valid": valid,
-                        }
-                    )
-                status, content_type, reply = app.ROUTES.get(path, (404, "text/plain", "not found"))
-                data = reply.encode()
-                self.send_response(status)
-                if content_type:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self.validator = RequestValidator(AUTH_TOKEN)
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01})
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        url = f"http://127.0.0.1:{self.server.port}{environ['RAW_URI']}"  # exactly what the sandbox asked for
+        values: MultiDict[str, str] = request.args if request.method == "GET" else request.form
+        signed = {} if request.method == "GET" else values.to_dict()
+        self.received.append({"method": request.method, "path": request.path, "params": values.to_dict(),
+                              "headers": dict(request.headers),
+                              "valid": self.validator.validate(url, signed, request.headers["X-Twilio-Signature"])})
+        status, content_type, body = self.ROUTES.get(request.path, (404, "text/plain", "not found"))
+        return Response(body, status, content_type=content_type)(environ, start_response)
 
-    def requests_to(self, path: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.received if r["path"] == path]
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.port}{path}"
+
+    def to(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in list(self.received) if r["path"] == path]
+
+
+class SandboxHttpClient(TwilioHttpClient):
+    """The Twilio SDK's HTTP client, sending every request to the sandbox's origin."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(timeout=5)
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
+        return super().request(method, self.base_url + urlsplit(url).path, *args, **kwargs)
+
+
+def api(sandbox: TwilioSandbox, resource: str, sid: str | None = None) -> str:
+    """The URL of a collection ("Messages", "Calls") or of one of its resources."""
+    return f"{sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/{resource}{'/' + sid if sid else ''}.json"
+
+
+def create(sandbox: TwilioSandbox, resource: str, form: MultiDict[str, str],
+           auth: tuple[str, str] | None = (ACCOUNT_SID, AUTH_TOKEN), **kwargs: Any) -> requests.Response:
+    """POST a form (repeated names allowed) to a collection."""
+    kwargs.setdefault("timeout", 5)
+    return requests.post(api(sandbox, resource), data=list(form.items(multi=True)), auth=auth, **kwargs)
+
+
+def call_form(url: str, **extra: str) -> MultiDict[str, str]:
+    return MultiDict({"To": CUSTOMER, "From": SENDER, "Url": url, **extra})
+
+
+def raw_create(sandbox: TwilioSandbox, form: MultiDict[str, str] = SMS) -> socket.socket:
+    """Send a create-message request on a plain socket (to watch exactly what comes back)."""
+    body = urlencode(list(form.items(multi=True)))
+    credentials = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    path = urlsplit(api(sandbox, "Messages")).path
+    sock = socket.create_connection(urlsplit(sandbox.base_url).netloc.split(":"), timeout=5)  # type: ignore[arg-type]
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Basic {credentials}\r\n"
+                 f"Content-Type: application/x-www-form-urlencoded\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    return sock
+
+
+def read_pieces(sock: socket.socket) -> list[tuple[float, bytes]]:
+    """Every recv() until the server closes: (arrival time, bytes)."""
+    pieces = []
+    with sock:
+        while data := sock.recv(65536):
+            pieces.append((time.monotonic(), data))
+    return pieces
+
+
+def split_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    """(status line, headers, body) of a raw HTTP response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    return status_line, dict(line.split(": ", 1) for line in lines), body
 
 
 def closed_port() -> int:
-    """A loopback port with nothing listening."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -148,31 +148,25 @@ def control(sandbox: TwilioSandbox, method: str, route: str, payload: Any = None
     return requests.request(method, f"{sandbox.base_url}/_sandbox{route}", json=payload, timeout=5)
 
 
-# -- fixtures -------------------------------------------------------------------
+def event_types(sandbox: TwilioSandbox) -> list[str]:
+    return [event["type"] for event in sandbox.activity]
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def no_thread_leaks() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 1.0
-    leaked: list[threading.Thread] = []
-    while time.monotonic() < deadline:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            break
+    deadline = time.monotonic() + 2.0
+    while (leaked := [t for t in threading.enumerate() if t not in before]) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not leaked, f"threads leaked: {leaked}"
+    assert not leaked, f"threads still running: {leaked}"
 
 
 @pytest.fixture
 def sandbox() -> Iterator[TwilioSandbox]:
-    sb = TwilioSandbox(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        api_keys={API_KEY_SID: API_KEY_SECRET},
-        host="127.0.0.1",
-        port=0,
-        step_delay=0.002,
-    ).start()
+    sb = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_keys={API_KEY_SID: API_KEY_SECRET},
+                       step_delay=0.002).start()
     yield sb
     started = time.monotonic()
     sb.stop()
@@ -180,109 +174,69 @@ def sandbox() -> Iterator[TwilioSandbox]:
 
 
 @pytest.fixture
-def http_client(sandbox: TwilioSandbox) -> SandboxHttpClient:
-    return SandboxHttpClient(sandbox.base_url, timeout=5)
-
-
-@pytest.fixture
-def client(http_client: SandboxHttpClient) -> Client:
-    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http_client)
+def client(sandbox: TwilioSandbox) -> Client:
+    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxHttpClient(sandbox.base_url))
 
 
 @pytest.fixture
 def app() -> Iterator[FakeApp]:
-    fake = FakeApp(AUTH_TOKEN)
+    fake = FakeApp()
     fake.thread.start()
     yield fake
     fake.server.shutdown()
-    fake.server.server_close()
     fake.thread.join(1)
 
 
-# -- messages -------------------------------------------------------------------
-def test_messages_create_valid_params_returns_queued_instance(client: Client, sandbox: TwilioSandbox) -> None:
-    message = client.messages.create(to=CUSTOMER, from_=SENDER, body="Hello there")
+# -- messages ------------------------------------------------------------------------------------------------------
+def test_messages_create_and_fetch_through_sdk_return_twilio_shape(client: Client, sandbox: TwilioSandbox) -> None:
+    created = client.messages.create(to=CUSTOMER, from_=SENDER, body="Hello there")
+    fetched = client.messages(created.sid).fetch()
 
-    assert SID_RE["SM"].match(message.sid)
-    assert message.status == "queued"
-    assert message.account_sid == ACCOUNT_SID
-    assert (message.to, message.from_, message.body) == (CUSTOMER, SENDER, "Hello there")
-    assert message.direction == "outbound-api"
-    assert message.api_version == "2010-04-01"
-    assert message.num_segments == "1" and message.num_media == "0"
-    assert isinstance(message.date_created, datetime) and message.date_created.tzinfo is not None
-    assert message.price is None and message.error_code is None
-    assert message.uri == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message.sid}.json"
-    assert sandbox.messages[0]["sid"] == message.sid
-    last = sandbox.requests[-1]
-    assert last["method"] == "POST" and last["path"].endswith("/Messages.json")
-    assert last["form"]["Body"] == ["Hello there"]
+    assert created.sid.startswith("SM") and len(created.sid) == 34
+    assert (created.status, created.direction, created.account_sid) == ("queued", "outbound-api", ACCOUNT_SID)
+    assert (fetched.sid, fetched.to, fetched.from_, fetched.body) == (created.sid, CUSTOMER, SENDER, "Hello there")
+    assert isinstance(created.date_created, datetime) and created.date_created.tzinfo is not None
+    assert created.uri == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{created.sid}.json"
+    assert sandbox.messages[0]["sid"] == created.sid
+    assert sandbox.requests[0]["form"]["Body"] == ["Hello there"]
 
 
-def test_messages_create_repeated_media_url_counts_media(client: Client, sandbox: TwilioSandbox) -> None:
+def test_messages_repeated_media_url_counts_media_and_keeps_every_value(sandbox: TwilioSandbox) -> None:
     urls = ["https://example.com/a.jpg", "https://example.com/b.png"]
-    message = client.messages.create(to=CUSTOMER, from_=SENDER, media_url=urls)
+    form = MultiDict([("To", CUSTOMER), ("From", SENDER), ("MediaUrl", urls[0]), ("MediaUrl", urls[1])])
 
-    assert message.num_media == "2"
-    assert sandbox.requests[-1]["form"]["MediaUrl"] == urls
+    response = create(sandbox, "Messages", form)
 
-
-def test_messages_fetch_and_list_known_messages_returns_them(client: Client) -> None:
-    first = client.messages.create(to=CUSTOMER, from_=SENDER, body="one")
-    second = client.messages.create(to="+15557654321", from_=SENDER, body="two")
-    third = client.messages.create(to=CUSTOMER, from_=SENDER, body="three")
-
-    assert client.messages(second.sid).fetch().body == "two"
-    assert [m.sid for m in client.messages.list()] == [third.sid, second.sid, first.sid]
-    assert [m.sid for m in client.messages.list(to=CUSTOMER)] == [third.sid, first.sid]
-    assert [m.sid for m in client.messages.stream(page_size=2)] == [third.sid, second.sid, first.sid]
+    assert response.status_code == 201 and response.json()["num_media"] == "2"
+    assert sandbox.requests[0]["form"]["MediaUrl"] == urls
 
 
-def test_messages_api_key_credentials_succeeds(http_client: SandboxHttpClient) -> None:
-    key_client = Client(API_KEY_SID, API_KEY_SECRET, ACCOUNT_SID, http_client=http_client)
+def test_messages_service_without_from_is_accepted_then_given_a_sender(sandbox: TwilioSandbox) -> None:
+    form = MultiDict({"To": CUSTOMER, "MessagingServiceSid": "MG" + "1" * 32, "Body": "hi"})
 
-    message = key_client.messages.create(to=CUSTOMER, from_=SENDER, body="via key")
+    response = create(sandbox, "Messages", form)
 
-    assert message.status == "queued"
-
-
-def test_messages_messaging_service_without_from_returns_accepted(client: Client) -> None:
-    message = client.messages.create(to=CUSTOMER, messaging_service_sid="MG" + "1" * 32, body="hi")
-
-    assert message.status == "accepted"
-    assert message.messaging_service_sid == "MG" + "1" * 32
+    assert (response.status_code, response.json()["status"], response.json()["from"]) == (201, "accepted", None)
+    assert sandbox.wait_for(lambda: sandbox.messages[0]["status"] == "delivered")
+    assert sandbox.messages[0]["from"] == SENDER
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "code"),
-    [
-        ({"to": "", "from_": SENDER, "body": "x"}, 21604),
-        ({"to": CUSTOMER, "body": "x"}, 21603),
-        ({"to": CUSTOMER, "from_": SENDER}, 21602),
-    ],
-)
-def test_messages_create_missing_param_raises_validation_code(
-    client: Client, kwargs: dict[str, str], code: int
-) -> None:
-    with pytest.raises(TwilioRestException) as caught:
-        client.messages.create(**kwargs)
+@pytest.mark.parametrize(("drop", "extra", "code"), [
+    ("To", {}, 21604), ("From", {}, 21603), ("Body", {}, 21602), (None, {"Body": "x" * 1601}, 21617)])
+def test_messages_missing_or_bad_param_returns_400_with_code(sandbox: TwilioSandbox, drop: str | None,
+                                                             extra: dict[str, str], code: int) -> None:
+    form = MultiDict({**{k: v for k, v in SMS.items() if k != drop}, **extra})
 
-    assert (caught.value.status, caught.value.code) == (400, code)
+    response = create(sandbox, "Messages", form)
+
+    assert (response.status_code, response.json()["code"]) == (400, code)
+    assert sandbox.messages == []
 
 
-@pytest.mark.parametrize(
-    ("to", "from_", "code"),
-    [
-        ("+15005550001", SENDER, 21211),
-        ("+15005550002", SENDER, 21612),
-        ("+15005550003", SENDER, 21408),
-        ("+15005550004", SENDER, 21610),
-        ("+15005550009", SENDER, 21614),
-        (CUSTOMER, "+15005550001", 21212),
-        (CUSTOMER, "+15005550007", 21606),
-        (CUSTOMER, "+15005550008", 21611),
-    ],
-)
+@pytest.mark.parametrize(("to", "from_", "code"), [
+    ("+15005550001", SENDER, 21211), ("+15005550002", SENDER, 21612), ("+15005550003", SENDER, 21408),
+    ("+15005550004", SENDER, 21610), ("+15005550009", SENDER, 21614), (CUSTOMER, "+15005550001", 21212),
+    (CUSTOMER, "+15005550007", 21606), (CUSTOMER, "+15005550008", 21611)])
 def test_messages_magic_number_raises_documented_code(client: Client, to: str, from_: str, code: int) -> None:
     with pytest.raises(TwilioRestException) as caught:
         client.messages.create(to=to, from_=from_, body="magic")
@@ -290,412 +244,530 @@ def test_messages_magic_number_raises_documented_code(client: Client, to: str, f
     assert (caught.value.status, caught.value.code) == (400, code)
 
 
-def test_messages_error_body_has_twilio_shape(sandbox: TwilioSandbox) -> None:
-    response = requests.post(
-        f"{sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-        data={"To": "+15005550001", "From": SENDER, "Body": "x"},
-        auth=(ACCOUNT_SID, AUTH_TOKEN),
-        timeout=5,
-    )
+def test_messages_error_body_has_exactly_twilio_error_fields(sandbox: TwilioSandbox) -> None:
+    response = create(sandbox, "Messages", MultiDict({"To": "+15005550001", "From": SENDER, "Body": "x"}))
 
-    assert response.status_code == 400
-    body = response.json()
-    assert set(body) == {"code", "message", "more_info", "status"}
-    assert body["more_info"] == "https://www.twilio.com/docs/errors/21211"
+    assert response.json() == {"code": 21211, "message": "The 'To' number +15005550001 is not a valid phone number.",
+                               "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}
 
 
-# -- auth and routing -------------------------------------------------------------
-def test_rest_wrong_token_raises_20003(http_client: SandboxHttpClient) -> None:
-    bad_client = Client(ACCOUNT_SID, "wrong-token", http_client=http_client)
-
-    with pytest.raises(TwilioRestException) as caught:
-        bad_client.messages.create(to=CUSTOMER, from_=SENDER, body="x")
-
-    assert (caught.value.status, caught.value.code) == (401, 20003)
-
-
-def test_rest_other_account_in_path_raises_20003(http_client: SandboxHttpClient) -> None:
-    other = Client(API_KEY_SID, API_KEY_SECRET, "AC" + "9" * 32, http_client=http_client)
-
-    with pytest.raises(TwilioRestException) as caught:
-        other.messages.create(to=CUSTOMER, from_=SENDER, body="x")
-
-    assert (caught.value.status, caught.value.code) == (401, 20003)
-
-
-def test_rest_unknown_sid_raises_20404(client: Client) -> None:
-    with pytest.raises(TwilioRestException) as caught:
-        client.messages("SM" + "0" * 32).fetch()
-
-    assert (caught.value.status, caught.value.code) == (404, 20404)
-
-
-def test_rest_keep_alive_connection_serves_several_requests(sandbox: TwilioSandbox) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", int(sandbox.base_url.rsplit(":", 1)[1]), timeout=5)
-    try:
-        for _ in range(3):
-            conn.request("GET", "/_sandbox/messages")
-            response = conn.getresponse()
-            assert response.status == 200 and json.loads(response.read()) == []
-            assert not response.will_close
-    finally:
-        conn.close()
-
-
-# -- calls -------------------------------------------------------------------------
-def test_calls_create_and_fetch_returns_queued_call(client: Client, app: FakeApp) -> None:
-    call = client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"))
-
-    assert SID_RE["CA"].match(call.sid)
-    assert call.status == "queued" and call.direction == "outbound-api"
-    assert isinstance(call.date_created, datetime)
-    assert client.calls(call.sid).fetch().sid == call.sid
-    assert [c.sid for c in client.calls.list()] == [call.sid]
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "code"),
-    [
-        ({"to": "", "from_": SENDER, "url": "http://127.0.0.1/x"}, 21201),
-        ({"to": CUSTOMER, "from_": SENDER}, 21205),
-    ],
-)
-def test_calls_create_missing_param_raises_validation_code(client: Client, kwargs: dict[str, str], code: int) -> None:
-    with pytest.raises(TwilioRestException) as caught:
-        client.calls.create(**kwargs)
-
-    assert caught.value.code == code
-
-
-@pytest.mark.parametrize(
-    ("to", "from_", "code"),
-    [
-        ("+15005550001", SENDER, 21217),
-        ("+15005550002", SENDER, 21214),
-        ("+15005550003", SENDER, 21215),
-        ("+15005550004", SENDER, 21216),
-        (CUSTOMER, "+15005550001", 21212),
-        (CUSTOMER, "+15005550007", 21210),
-    ],
-)
+# -- calls ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("to", "from_", "code"), [
+    ("+15005550001", SENDER, 21217), ("+15005550002", SENDER, 21214), ("+15005550003", SENDER, 21215),
+    ("+15005550004", SENDER, 21216), (CUSTOMER, "+15005550001", 21212), (CUSTOMER, "+15005550007", 21210)])
 def test_calls_magic_number_raises_documented_code(client: Client, to: str, from_: str, code: int) -> None:
     with pytest.raises(TwilioRestException) as caught:
-        client.calls.create(to=to, from_=from_, twiml="<Response/>")
+        client.calls.create(to=to, from_=from_, url="https://example.com/voice")
 
     assert (caught.value.status, caught.value.code) == (400, code)
 
 
-def test_call_flow_url_fetched_with_valid_signature(client: Client, sandbox: TwilioSandbox, app: FakeApp) -> None:
-    call = client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"))
+@pytest.mark.parametrize(("form", "code"), [
+    ({"From": SENDER, "Url": "https://example.com/v"}, 21201),
+    ({"To": CUSTOMER, "Url": "https://example.com/v"}, 21213),
+    ({"To": CUSTOMER, "From": SENDER}, 21205), ({"To": CUSTOMER, "From": SENDER, "Url": "ftp://x.example"}, 21205),
+])
+def test_calls_missing_or_bad_param_returns_400_with_code(sandbox: TwilioSandbox, form: dict[str, str],
+                                                          code: int) -> None:
+    response = create(sandbox, "Calls", MultiDict(form))
+
+    assert (response.status_code, response.json()["code"]) == (400, code)
+    assert sandbox.calls == []
+
+
+def test_calls_create_and_fetch_through_sdk_return_queued_call(client: Client, app: FakeApp) -> None:
+    created = client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"))
+
+    assert created.sid.startswith("CA") and (created.status, created.direction) == ("queued", "outbound-api")
+    assert client.calls(created.sid).fetch().to == CUSTOMER
+
+
+# -- auth and routing ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("auth", [None, (ACCOUNT_SID, "wrong-token"), (API_KEY_SID, "wrong-secret"),
+                                  ("SK" + "1" * 32, API_KEY_SECRET)])
+def test_auth_missing_or_wrong_credentials_returns_401_20003(sandbox: TwilioSandbox, auth: Any) -> None:
+    response = create(sandbox, "Messages", SMS, auth=auth)
+
+    assert (response.status_code, response.json()["code"]) == (401, 20003)
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert sandbox.messages == []
+
+
+def test_auth_api_key_and_secret_are_accepted(sandbox: TwilioSandbox) -> None:
+    response = create(sandbox, "Messages", SMS, auth=(API_KEY_SID, API_KEY_SECRET))
+
+    assert response.status_code == 201
+
+
+def test_auth_other_account_in_path_returns_401_20003(sandbox: TwilioSandbox) -> None:
+    url = api(sandbox, "Messages").replace(ACCOUNT_SID, "AC" + "9" * 32)
+
+    response = requests.post(url, data=SMS, auth=(API_KEY_SID, API_KEY_SECRET), timeout=5)
+
+    assert (response.status_code, response.json()["code"]) == (401, 20003)
+
+
+def test_rest_unknown_sid_or_path_returns_404_20404(sandbox: TwilioSandbox) -> None:
+    unknown_sid = requests.get(api(sandbox, "Messages", "SM" + "0" * 32), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    unknown_path = requests.get(api(sandbox, "Queues"), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+
+    assert (unknown_sid.status_code, unknown_sid.json()["code"]) == (404, 20404)
+    assert (unknown_path.status_code, unknown_path.json()["code"]) == (404, 20404)
+
+
+def test_rest_list_or_update_returns_405_20004(sandbox: TwilioSandbox) -> None:
+    sid = create(sandbox, "Messages", SMS).json()["sid"]
+
+    listing = requests.get(api(sandbox, "Messages"), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    update = requests.post(api(sandbox, "Messages", sid), data={"Body": "x"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+
+    assert (listing.status_code, listing.json()["code"]) == (405, 20004)
+    assert (update.status_code, update.json()["code"]) == (405, 20004)
+
+
+def test_request_id_header_matches_activity_and_request_log(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("status", status=503, method="GET")
+    answers = [create(sandbox, "Messages", SMS), create(sandbox, "Messages", MultiDict({"To": CUSTOMER})),
+               requests.get(api(sandbox, "Messages", "SM" + "0" * 32), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)]
+
+    header_ids = [answer.headers["Twilio-Request-Id"] for answer in answers]
+    events = sandbox.activity
+    assert [answer.status_code for answer in answers] == [201, 400, 503]
+    assert header_ids == [entry["request_id"] for entry in sandbox.requests]
+    assert header_ids == [e["request_id"] for e in events if e["type"] == "rest.request"]
+    assert header_ids == [e["request_id"] for e in events if e["type"] == "rest.response"]
+    assert len(set(header_ids)) == 3 and all(rid.startswith("RQ") for rid in header_ids)
+
+
+# -- call flow and status callbacks --------------------------------------------------------------------------------
+def test_call_flow_fetches_url_signed_with_call_params_and_records_twiml(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    sid = create(sandbox, "Calls", call_form(app.url("/voice"))).json()["sid"]
 
     assert sandbox.wait_for(lambda: sandbox.calls[0]["status"] == "completed")
-    (fetch,) = app.requests_to("/voice")
+    (fetch,) = app.to("/voice")
     assert fetch["valid"] and fetch["method"] == "POST"
-    assert fetch["params"]["CallSid"] == call.sid
-    assert fetch["params"]["AccountSid"] == ACCOUNT_SID
-    assert fetch["params"]["Direction"] == "outbound-api"
-    assert fetch["params"]["CallStatus"] in ("ringing", "in-progress")
-    assert (fetch["params"]["From"], fetch["params"]["To"]) == (SENDER, CUSTOMER)
-    assert fetch["headers"]["User-Agent"] == "TwilioProxy/1.1"
+    assert fetch["params"] | {"CallStatus": "?"} == {
+        "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": sid, "CallStatus": "?", "Called": CUSTOMER,
+        "Caller": SENDER, "Direction": "outbound-api", "From": SENDER, "To": CUSTOMER}
+    assert fetch["headers"]["User-Agent"] == "TwilioProxy/1.1" and fetch["headers"]["I-Twilio-Idempotency-Token"]
     assert fetch["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
-    assert fetch["headers"]["I-Twilio-Idempotency-Token"]
     recorded = sandbox.calls[0]["sandbox"]
     assert (recorded["twiml"], recorded["webhook_status"], recorded["twilio_error"]) == (VOICE_TWIML, 200, None)
-    assert client.calls(call.sid).fetch().status == "completed"
+    assert sandbox.calls[0]["duration"] is not None and sandbox.calls[0]["end_time"] is not None
 
 
-def test_call_flow_get_method_signs_full_url(client: Client, sandbox: TwilioSandbox, app: FakeApp) -> None:
-    client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice?lang=en"), method="GET")
+def test_call_flow_get_method_signs_the_full_url(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    create(sandbox, "Calls", call_form(app.url("/voice?lang=en"), Method="GET"))
 
     assert sandbox.wait_for(lambda: sandbox.calls[0]["status"] == "completed")
-    (fetch,) = app.requests_to("/voice")
+    (fetch,) = app.to("/voice")
     assert fetch["method"] == "GET" and fetch["valid"]
-    assert fetch["params"]["lang"] == "en" and fetch["params"]["CallStatus"]
+    assert fetch["params"]["lang"] == "en" and fetch["params"]["CallStatus"] == "in-progress"
 
 
-@pytest.mark.parametrize(
-    ("path", "code"),
-    [("/text", 12300), ("/broken", 12100), ("/error", 11200), (None, 11200)],
-)
-def test_call_flow_bad_reply_records_twilio_error(
-    client: Client, sandbox: TwilioSandbox, app: FakeApp, path: str | None, code: int
-) -> None:
+@pytest.mark.parametrize(("path", "code"), [("/text", 12300), ("/broken", 12100), ("/error", 11200), (None, 11200)])
+def test_call_flow_bad_answer_fails_call_with_twilio_error(sandbox: TwilioSandbox, app: FakeApp, path: str | None,
+                                                           code: int) -> None:
     url = app.url(path) if path else f"http://127.0.0.1:{closed_port()}/voice"
 
-    client.calls.create(to=CUSTOMER, from_=SENDER, url=url)
+    create(sandbox, "Calls", call_form(url))
 
     assert sandbox.wait_for(lambda: sandbox.calls[0]["status"] == "failed")
     recorded = sandbox.calls[0]["sandbox"]
     assert recorded["twilio_error"]["code"] == code and recorded["twiml"] is None
     (event,) = [e for e in sandbox.activity if e["type"] == "call.webhook"]
-    assert event["twilio_error"]["code"] == code and event["url"] == url
+    assert (event["twilio_error"]["code"], event["url"]) == (code, url)
 
 
-def test_call_flow_inline_twiml_completes_without_fetch(client: Client, sandbox: TwilioSandbox) -> None:
-    client.calls.create(to=CUSTOMER, from_=SENDER, twiml="<Response><Hangup/></Response>")
+def test_call_flow_status_callbacks_are_signed_and_in_order(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    sid = create(sandbox, "Calls", call_form(app.url("/voice"), StatusCallback=app.url("/status"))).json()["sid"]
 
-    assert sandbox.wait_for(lambda: sandbox.calls[0]["status"] == "completed")
-    assert sandbox.calls[0]["sandbox"]["twiml"] == "<Response><Hangup/></Response>"
+    assert sandbox.wait_for(lambda: len(app.to("/status")) == 4)
+    assert [(r["path"], r["params"]["CallStatus"]) for r in app.received] == [
+        ("/status", "initiated"), ("/status", "ringing"), ("/status", "in-progress"), ("/voice", "in-progress"),
+        ("/status", "completed")]
+    assert all(r["valid"] and r["params"]["CallSid"] == sid for r in app.received)
+    assert [r["params"]["SequenceNumber"] for r in app.to("/status")] == ["0", "1", "2", "3"]
+    assert "CallDuration" in app.to("/status")[-1]["params"]
 
 
-# -- status callbacks ------------------------------------------------------------------
-def test_status_callbacks_message_posts_queued_sent_delivered_in_order(
-    client: Client, sandbox: TwilioSandbox, app: FakeApp
-) -> None:
-    message = client.messages.create(to=CUSTOMER, from_=SENDER, body="track me", status_callback=app.url("/status"))
+def test_message_status_callbacks_queued_sent_delivered_are_signed(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    sid = create(sandbox, "Messages", MultiDict({**SMS, "StatusCallback": app.url("/status")})).json()["sid"]
 
-    assert sandbox.wait_for(lambda: len(app.requests_to("/status")) == 3)
-    callbacks = app.requests_to("/status")
+    assert sandbox.wait_for(lambda: len(app.to("/status")) == 3)
+    callbacks = app.to("/status")
     assert [c["params"]["MessageStatus"] for c in callbacks] == ["queued", "sent", "delivered"]
-    assert all(c["valid"] for c in callbacks)
-    assert {c["params"]["MessageSid"] for c in callbacks} == {message.sid}
-    assert callbacks[0]["params"]["SmsStatus"] == "queued" and callbacks[0]["params"]["SmsSid"] == message.sid
-    assert sandbox.wait_for(lambda: sandbox.messages[0]["status"] == "delivered")
-    assert client.messages(message.sid).fetch().date_sent is not None
+    assert all(c["valid"] and c["params"]["MessageSid"] == c["params"]["SmsSid"] == sid for c in callbacks)
+    assert sandbox.wait_for(lambda: sandbox.messages[0]["date_sent"] is not None)
 
 
-def test_status_callbacks_call_posts_lifecycle_in_order(client: Client, sandbox: TwilioSandbox, app: FakeApp) -> None:
-    call = client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"), status_callback=app.url("/status"))
+# -- faults --------------------------------------------------------------------------------------------------------
+def test_fault_status_429_sends_headers_and_twilio_body_then_runs_out(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("status", status=429, headers={"Retry-After": "2"}, times=2)
 
-    assert sandbox.wait_for(lambda: len(app.requests_to("/status")) == 4)
-    statuses = [(r["path"], r["params"]["CallStatus"]) for r in app.received]
-    assert statuses == [
-        ("/status", "initiated"),
-        ("/status", "ringing"),
-        ("/status", "in-progress"),
-        ("/voice", "in-progress"),
-        ("/status", "completed"),
-    ]
-    assert all(r["valid"] and r["params"]["CallSid"] == call.sid for r in app.received)
+    answers = [create(sandbox, "Messages", SMS) for _ in range(3)]
 
-
-def test_status_callbacks_call_event_filter_sends_only_requested(
-    client: Client, sandbox: TwilioSandbox, app: FakeApp
-) -> None:
-    client.calls.create(
-        to=CUSTOMER,
-        from_=SENDER,
-        twiml="<Response/>",
-        status_callback=app.url("/status"),
-        status_callback_event=["completed"],
-    )
-
-    assert sandbox.wait_for(lambda: sandbox.calls[0]["status"] == "completed")
-    assert sandbox.wait_for(lambda: len(app.requests_to("/status")) == 1)
-    assert app.requests_to("/status")[0]["params"]["CallStatus"] == "completed"
+    assert [a.status_code for a in answers] == [429, 429, 201]
+    assert answers[0].headers["Retry-After"] == "2"
+    assert answers[0].json() == {"code": 20429, "message": "Too Many Requests", "status": 429,
+                                 "more_info": "https://www.twilio.com/docs/errors/20429"}
+    assert len(sandbox.messages) == 1 and len(sandbox.requests) == 3
+    assert sandbox.faults == []
 
 
-# -- faults ----------------------------------------------------------------------------
-def test_fault_status_429_with_retry_after_reaches_sdk(
-    client: Client, http_client: SandboxHttpClient, sandbox: TwilioSandbox
-) -> None:
-    sandbox.inject_fault("status", status=429, headers={"Retry-After": "2"}, path_contains="/Messages")
+def test_fault_status_custom_body_and_content_type_until_cleared(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("status", status=502, body="<html>down</html>", content_type="text/html", times=None)
 
-    with pytest.raises(TwilioRestException) as caught:
-        client.messages.create(to=CUSTOMER, from_=SENDER, body="x")
-
-    assert (caught.value.status, caught.value.code) == (429, 20429)
-    assert http_client._test_only_last_response is not None
-    assert http_client._test_only_last_response.headers["Retry-After"] == "2"
-    assert client.messages.create(to=CUSTOMER, from_=SENDER, body="x").status == "queued"
-    assert len(sandbox.messages) == 1
-
-
-def test_fault_status_500_custom_body_forever_until_cleared(client: Client, sandbox: TwilioSandbox) -> None:
-    sandbox.inject_fault("status", status=500, body={"code": 20500, "message": "kaboom", "status": 500}, times=None)
-
-    for _ in range(2):
-        with pytest.raises(TwilioRestException) as caught:
-            client.messages("SM" + "1" * 32).fetch()
-        assert caught.value.status == 500 and "kaboom" in caught.value.msg
-    with pytest.raises(TwilioException, match="Unable to fetch page"):  # how the SDK reports list failures
-        client.messages.list()
+    first, second = create(sandbox, "Messages", SMS), create(sandbox, "Messages", SMS)
+    armed = sandbox.faults
     sandbox.clear_faults()
-    assert client.messages.list() == []
+
+    assert [(a.status_code, a.text, a.headers["Content-Type"]) for a in (first, second)] == [
+        (502, "<html>down</html>", "text/html")] * 2
+    assert [(f["kind"], f["times"]) for f in armed] == [("status", None)]
+    assert create(sandbox, "Messages", SMS).status_code == 201
 
 
-def test_fault_path_and_method_filters_skip_other_requests(client: Client, sandbox: TwilioSandbox) -> None:
-    sandbox.inject_fault("status", status=503, path_contains="/Calls", method="POST")
+def test_fault_path_and_method_filters_skip_other_requests(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    sandbox.inject_fault("status", status=503, path_contains="/Calls", method="post")
 
-    assert client.messages.create(to=CUSTOMER, from_=SENDER, body="x").status == "queued"
-    assert client.calls.list() == []
-    with pytest.raises(TwilioRestException) as caught:
-        client.calls.create(to=CUSTOMER, from_=SENDER, twiml="<Response/>")
-    assert caught.value.status == 503
+    message = create(sandbox, "Messages", SMS)
+    fetch = requests.get(api(sandbox, "Calls", "CA" + "0" * 32), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    call = create(sandbox, "Calls", call_form(app.url("/voice")))
+
+    assert (message.status_code, fetch.status_code, call.status_code) == (201, 404, 503)
 
 
-def test_fault_hang_client_read_timeout_then_release(sandbox: TwilioSandbox) -> None:
+def test_fault_hang_holds_the_request_until_released_then_closes_without_answer(sandbox: TwilioSandbox) -> None:
     sandbox.inject_fault("hang")
-    hung_client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxHttpClient(sandbox.base_url, timeout=0.2))
 
     with pytest.raises(requests.exceptions.ReadTimeout):
-        hung_client.messages.list()
-
+        create(sandbox, "Messages", SMS, timeout=0.2)
+    sock = raw_create(sandbox)  # the fault ran out: answered at once
+    assert read_pieces(sock)[0][1].startswith(b"HTTP/1.1 201")
+    sandbox.inject_fault("hang")
+    hung = raw_create(sandbox)
+    assert sandbox.wait_for(lambda: event_types(sandbox).count("rest.fault") == 2)
     sandbox.release_hangs()
-    assert hung_client.messages.list() == []
+
+    assert read_pieces(hung) == []
+    assert len(sandbox.messages) == 1 and len(sandbox.requests) == 3
 
 
-def test_fault_hang_stop_returns_within_one_second() -> None:
+def test_fault_hang_and_trickle_end_when_the_sandbox_stops() -> None:
     sb = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
     sb.inject_fault("hang")
-    errors: list[BaseException] = []
+    hung = raw_create(sb)
+    assert sb.wait_for(lambda: len(sb.requests) == 1)
+    sb.inject_fault("trickle")
+    trickling = raw_create(sb)
+    assert sb.wait_for(lambda: len(sb.requests) == 2)
 
-    def call() -> None:
-        try:
-            requests.get(f"{sb.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", timeout=5)
-        except requests.RequestException as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=call)
-    worker.start()
-    assert sb.wait_for(lambda: any(e["type"] == "rest.fault" for e in sb.activity))
     started = time.monotonic()
     sb.stop()
-    worker.join(2)
 
     assert time.monotonic() - started < 1.0
-    assert not worker.is_alive() and isinstance(errors[0], requests.exceptions.ConnectionError)
+    assert read_pieces(hung) == []
+    assert len(b"".join(piece for _, piece in read_pieces(trickling))) < 100
 
 
-def test_fault_reset_raises_requests_connection_error(client: Client, sandbox: TwilioSandbox) -> None:
-    sandbox.inject_fault("reset", method="POST")
+def test_fault_reset_sends_tcp_reset_after_reading_the_request(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("reset")
+    sock = raw_create(sandbox)
+
+    with sock, pytest.raises(ConnectionResetError):
+        sock.recv(1024)
+
+    assert sandbox.requests[0]["form"]["Body"] == ["Hello there"]
+    assert sandbox.messages == []
+
+
+def test_fault_reset_raises_connection_error_in_the_sdk(client: Client, sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("reset")
 
     with pytest.raises(requests.exceptions.ConnectionError):
         client.messages.create(to=CUSTOMER, from_=SENDER, body="x")
 
+
+def test_fault_raw_writes_exactly_the_given_bytes_then_closes(sandbox: TwilioSandbox) -> None:
+    malformed = b"HTTP/1.1 201 Created\r\nContent-Length: 50\r\nContent-Type: application/json\r\n\r\n{\"sid\""
+    sandbox.inject_fault("raw", body=malformed)
+
+    assert b"".join(piece for _, piece in read_pieces(raw_create(sandbox))) == malformed
     assert sandbox.messages == []
-    assert client.messages.create(to=CUSTOMER, from_=SENDER, body="x").status == "queued"
 
 
-def test_fault_injected_via_control_endpoint_applies(client: Client, sandbox: TwilioSandbox) -> None:
-    created = control(sandbox, "POST", "/faults", {"kind": "status", "status": 500, "times": None})
-    assert created.status_code == 201 and created.json()["times"] is None
-    assert control(sandbox, "POST", "/faults", {"kind": "bogus"}).status_code == 400
+def test_fault_raw_default_bytes_are_not_http(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("raw")
 
-    with pytest.raises(TwilioException):
-        client.messages.list()
-    assert control(sandbox, "DELETE", "/faults").status_code == 200
-    assert client.messages.list() == []
+    with pytest.raises(requests.exceptions.ConnectionError, match="BadStatusLine"):
+        create(sandbox, "Messages", SMS)
 
 
-# -- inbound ------------------------------------------------------------------------------
-def test_inbound_sms_api_posts_signed_params_and_records_reply(sandbox: TwilioSandbox, app: FakeApp) -> None:
-    result = sandbox.simulate_inbound_sms(app.url("/sms"), CUSTOMER, SENDER, "hello app")
+def test_fault_trickle_sends_the_whole_answer_in_small_pieces_over_time(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("trickle", chunk_bytes=100, interval=0.05)
 
-    assert result["status"] == 200 and result["twiml"] == SMS_TWIML
-    assert result["content_type"] == "application/xml" and "twilio_error" not in result
-    (received,) = app.requests_to("/sms")
+    pieces = read_pieces(raw_create(sandbox))
+
+    status_line, headers, body = split_response(b"".join(piece for _, piece in pieces))
+    assert status_line == "HTTP/1.1 201 Created" and headers["Connection"] == "close"
+    assert json.loads(body)["sid"] == sandbox.messages[0]["sid"] and headers["Content-Length"] == str(len(body))
+    assert len(pieces) >= 4 and all(len(piece) <= 100 for _, piece in pieces)
+    assert pieces[-1][0] - pieces[0][0] >= 0.15
+
+
+def test_fault_trickle_never_trips_a_per_read_timeout(sandbox: TwilioSandbox) -> None:
+    sandbox.inject_fault("trickle", chunk_bytes=200, interval=0.1)
+    started = time.monotonic()
+
+    response = create(sandbox, "Messages", SMS, timeout=(2, 0.3))
+
+    assert response.status_code == 201 and response.json()["status"] == "queued"
+    assert time.monotonic() - started > 0.3
+    (answer,) = [e for e in sandbox.activity if e["type"] == "rest.response"]
+    assert answer["fault"]["kind"] == "trickle"
+
+
+@pytest.mark.parametrize(("preset", "status", "content_type", "body"), [
+    ("html", 200, "text/html; charset=utf-8", None), ("list", 201, "application/json", []),
+    ("no_sid", 201, "application/json", {}), ("redirect", 302, "text/html; charset=utf-8", None),
+    ("truncated", 201, "application/json", None)])
+def test_fault_odd_preset_answers_its_odd_body(sandbox: TwilioSandbox, preset: str, status: int, content_type: str,
+                                               body: Any) -> None:
+    sandbox.inject_fault("odd", preset=preset)
+
+    response = create(sandbox, "Messages", SMS, allow_redirects=False)
+
+    assert (response.status_code, response.headers["Content-Type"]) == (status, content_type)
+    if body is not None:
+        assert response.json() == body
+    elif preset == "html":
+        assert response.text.startswith("<!DOCTYPE html>")
+    elif preset == "redirect":
+        assert response.headers["Location"] == "https://www.twilio.com/login"
+    else:
+        assert response.text.startswith('{"sid": "SM')
+        with pytest.raises(ValueError):
+            json.loads(response.text)
+    assert sandbox.messages == []
+
+
+@pytest.mark.parametrize(("kind", "options", "problem"), [
+    ("bogus", {}, "unknown fault kind"), ("odd", {}, "preset"), ("odd", {"preset": "weird"}, "preset"),
+    ("status", {"times": 0}, "times"), ("status", {"status": 99}, "status"), ("trickle", {"chunk_bytes": 0}, "chunk")])
+def test_fault_bad_arguments_raise_value_error(sandbox: TwilioSandbox, kind: str, options: dict[str, Any],
+                                               problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        sandbox.inject_fault(kind, **options)
+
+    assert sandbox.faults == []
+
+
+def test_fault_control_endpoints_arm_and_clear(sandbox: TwilioSandbox) -> None:
+    armed = control(sandbox, "POST", "/faults", {"kind": "odd", "preset": "list", "times": None})
+    refused = [control(sandbox, "POST", "/faults", payload).status_code
+               for payload in ({"kind": "bogus"}, {"kind": "status", "colour": "red"}, [1])]
+    faulted = create(sandbox, "Messages", SMS)
+    listed = control(sandbox, "GET", "/faults").json()
+    cleared = control(sandbox, "DELETE", "/faults")
+
+    assert armed.status_code == 201 and armed.json()["status"] == 201 and armed.json()["times"] is None
+    assert refused == [400, 400, 400]
+    assert faulted.json() == [] and [f["preset"] for f in listed] == ["list"]
+    assert cleared.status_code == 200 and create(sandbox, "Messages", SMS).status_code == 201
+
+
+# -- inbound simulation --------------------------------------------------------------------------------------------
+def test_inbound_sms_posts_signed_params_and_stores_the_reply(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    result = sandbox.simulate_inbound_sms(app.url("/sms"), CUSTOMER, SENDER, "hello app",
+                                          media_urls=["https://example.com/cat.png"])
+
+    assert (result["status"], result["content_type"], result["twiml"]) == (200, "application/xml", SMS_TWIML)
+    assert "twilio_error" not in result
+    (received,) = app.to("/sms")
     params = received["params"]
-    assert received["valid"]
-    assert (params["From"], params["To"], params["Body"]) == (CUSTOMER, SENDER, "hello app")
-    assert params["MessageSid"] == params["SmsSid"] == params["SmsMessageSid"]
-    assert (params["NumMedia"], params["SmsStatus"], params["AccountSid"]) == ("0", "received", ACCOUNT_SID)
-    assert "MessagingServiceSid" not in params and params["FromCountry"] == "US"
+    assert received["valid"] and received["method"] == "POST"
+    assert (params["From"], params["To"], params["Body"], params["AccountSid"]) == (CUSTOMER, SENDER, "hello app",
+                                                                                   ACCOUNT_SID)
+    assert params["MessageSid"] == params["SmsSid"] == result["sid"] and params["SmsStatus"] == "received"
+    assert (params["NumMedia"], params["MediaUrl0"], params["MediaContentType0"]) == (
+        "1", "https://example.com/cat.png", "image/png")
     (reply,) = sandbox.messages
-    assert (reply["to"], reply["from"], reply["body"]) == (CUSTOMER, SENDER, "Thanks, got it!")
-    assert reply["direction"] == "outbound-reply"
+    assert (reply["to"], reply["from"], reply["body"], reply["direction"]) == (
+        CUSTOMER, SENDER, "Thanks, got it!", "outbound-reply")
 
 
-def test_inbound_sms_empty_reply_is_not_an_error(sandbox: TwilioSandbox, app: FakeApp) -> None:
-    result = sandbox.simulate_inbound_sms(app.url("/empty"), CUSTOMER, SENDER, "stop")
+@pytest.mark.parametrize(("path", "code"), [("/empty", None), ("/text", 12300), ("/broken", 12100), ("/error", 11200)])
+def test_inbound_sms_answer_is_judged_as_twilio_does(sandbox: TwilioSandbox, app: FakeApp, path: str,
+                                                     code: int | None) -> None:
+    result = sandbox.simulate_inbound_sms(app.url(path), CUSTOMER, SENDER, "hi")
 
-    assert result["status"] == 204 and "twilio_error" not in result
+    assert result.get("twilio_error", {}).get("code") == code
     assert sandbox.messages == []
 
 
-def test_inbound_sms_text_plain_reply_reports_12300(sandbox: TwilioSandbox, app: FakeApp) -> None:
-    result = sandbox.simulate_inbound_sms(app.url("/text"), CUSTOMER, SENDER, "hi")
-
-    assert result["twilio_error"]["code"] == 12300 and result["twiml"] is None
-
-
-def test_inbound_call_api_returns_twiml(sandbox: TwilioSandbox, app: FakeApp) -> None:
+def test_inbound_call_posts_signed_ringing_params_and_returns_twiml(sandbox: TwilioSandbox, app: FakeApp) -> None:
     result = sandbox.simulate_inbound_call(app.url("/voice"), CUSTOMER, SENDER)
 
-    assert result["twiml"] == VOICE_TWIML and "twilio_error" not in result
-    (received,) = app.requests_to("/voice")
-    assert received["valid"]
-    assert received["params"]["CallStatus"] == "ringing" and received["params"]["Direction"] == "inbound"
-    assert SID_RE["CA"].match(received["params"]["CallSid"])
+    assert (result["status"], result["twiml"]) == (200, VOICE_TWIML) and "twilio_error" not in result
+    (received,) = app.to("/voice")
+    assert received["valid"] and received["params"]["CallSid"] == result["sid"]
+    assert (received["params"]["CallStatus"], received["params"]["Direction"]) == ("ringing", "inbound")
 
 
-def test_inbound_control_endpoints_return_simulation_result(sandbox: TwilioSandbox, app: FakeApp) -> None:
-    sms_payload = {"url": app.url("/sms"), "from": CUSTOMER, "to": SENDER, "body": "x"}
-    sms = control(sandbox, "POST", "/inbound/sms", sms_payload)
+def test_inbound_get_method_sends_signed_query(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    result = sandbox.simulate_inbound_call(app.url("/voice"), CUSTOMER, SENDER, method="GET")
+
+    (received,) = app.to("/voice")
+    assert result["twiml"] == VOICE_TWIML and received["method"] == "GET" and received["valid"]
+    assert received["params"]["From"] == CUSTOMER
+
+
+def test_inbound_control_endpoints_return_the_simulation_result(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    payload = {"url": app.url("/sms"), "from": CUSTOMER, "to": SENDER, "body": "x"}
+    sms = control(sandbox, "POST", "/inbound/sms", payload)
     call = control(sandbox, "POST", "/inbound/call", {"url": app.url("/broken"), "from": CUSTOMER, "to": SENDER})
+    incomplete = control(sandbox, "POST", "/inbound/sms", {"url": app.url("/sms")})
+    unknown = control(sandbox, "GET", "/nothing")
 
-    assert sms.status_code == 200 and sms.json()["twiml"] == SMS_TWIML
-    assert call.status_code == 200 and call.json()["twilio_error"]["code"] == 12100
-    assert control(sandbox, "POST", "/inbound/sms", {"url": app.url("/sms")}).status_code == 400
+    assert (sms.status_code, sms.json()["twiml"]) == (200, SMS_TWIML)
+    assert (call.status_code, call.json()["twilio_error"]["code"]) == (200, 12100)
+    assert (incomplete.status_code, unknown.status_code) == (400, 404)
     assert [m["body"] for m in control(sandbox, "GET", "/messages").json()] == ["Thanks, got it!"]
     assert [e["type"] for e in control(sandbox, "GET", "/activity").json()] == ["inbound.sms", "inbound.call"]
 
 
-def run_cli(*args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.sandbox", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+# -- activity log, state, lifecycle --------------------------------------------------------------------------------
+def test_activity_log_orders_rest_then_call_flow_events(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    create(sandbox, "Calls", call_form(app.url("/voice"), StatusCallback=app.url("/status")))
+
+    assert sandbox.wait_for(lambda: event_types(sandbox).count("status_callback") == 4)
+    events = sandbox.activity
+    assert [e["type"] for e in events] == ["rest.request", "rest.response", "status_callback", "status_callback",
+                                           "status_callback", "call.webhook", "status_callback"]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert events[0]["form"]["Url"] == [app.url("/voice")] and events[1]["status"] == 201
+    webhook = events[5]
+    assert (webhook["status"], webhook["twiml"], webhook["twilio_error"]) == (200, VOICE_TWIML, None)
+    assert [e["resource_status"] for e in events if e["type"] == "status_callback"] == [
+        "initiated", "ringing", "in-progress", "completed"]
+    assert json.loads(control(sandbox, "GET", "/activity").text) == sandbox.activity
 
 
-def test_cli_sms_call_activity_print_results(sandbox: TwilioSandbox, app: FakeApp) -> None:
-    sms = run_cli(
-        "sms",
-        "--sandbox",
-        sandbox.base_url,
-        "--url",
-        app.url("/sms"),
-        "--from",
-        CUSTOMER,
-        "--to",
-        SENDER,
-        "--body",
-        "hi from cli",
-    )
-    call = run_cli("call", "--sandbox", sandbox.base_url, "--url", app.url("/text"), "--from", CUSTOMER, "--to", SENDER)
-    activity = run_cli("activity", "--sandbox", sandbox.base_url)
+def test_requests_and_activity_never_hold_credentials(sandbox: TwilioSandbox) -> None:
+    create(sandbox, "Messages", SMS)
+    create(sandbox, "Messages", SMS, auth=(API_KEY_SID, API_KEY_SECRET))
 
-    assert sms.returncode == 0 and sms.stdout.strip() == SMS_TWIML
-    assert app.requests_to("/sms")[0]["params"]["Body"] == "hi from cli"
-    assert call.returncode == 1 and "12300" in call.stderr
-    assert activity.returncode == 0
-    assert [e["type"] for e in json.loads(activity.stdout)] == ["inbound.sms", "inbound.call"]
+    assert [r["headers"]["Authorization"] for r in sandbox.requests] == ["<redacted>", "<redacted>"]
+    dumped = json.dumps([sandbox.requests, sandbox.activity, sandbox.messages, repr(sandbox)])
+    assert AUTH_TOKEN not in dumped and API_KEY_SECRET not in dumped
 
 
-def test_cli_serve_prints_base_url_and_stops_on_sigint() -> None:
+def test_reset_forgets_state_and_faults_but_keeps_serving(sandbox: TwilioSandbox) -> None:
+    create(sandbox, "Messages", SMS)
+    sandbox.inject_fault("status", times=None)
+
+    sandbox.reset()
+
+    assert (sandbox.messages, sandbox.requests, sandbox.activity, sandbox.faults) == ([], [], [], [])
+    assert create(sandbox, "Messages", SMS).status_code == 201
+
+
+def test_reset_during_call_flow_ends_the_flow_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    with TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, step_delay=0.05) as sb:
+        assert create(sb, "Calls", call_form(f"http://127.0.0.1:{closed_port()}/voice")).status_code == 201
+        sb.reset()
+        time.sleep(0.3)  # the flow's remaining steps find the call gone
+
+        assert sb.activity == []
+    assert not [r for r in caplog.records if r.name == "devtools.sandbox" and r.levelno >= logging.ERROR]
+
+
+def test_sandbox_context_manager_stops_and_frees_the_port() -> None:
+    with TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as sb:
+        base_url = sb.base_url
+        assert requests.get(f"{base_url}/_sandbox/calls", timeout=5).json() == []
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{base_url}/_sandbox/calls", timeout=1)
+    with pytest.raises(RuntimeError, match="cannot be restarted"):
+        sb.start()
+
+
+def test_sandbox_taken_port_raises_os_error(sandbox: TwilioSandbox) -> None:
+    port = int(sandbox.base_url.rsplit(":", 1)[1])
+
+    with pytest.raises(OSError):
+        TwilioSandbox(port=port).start()
+
+
+def test_sandbox_bad_account_sid_or_empty_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="account_sid"):
+        TwilioSandbox(account_sid="AC123")
+    with pytest.raises(ValueError, match="auth_token"):
+        TwilioSandbox(auth_token="")
+
+
+# -- command line --------------------------------------------------------------------------------------------------
+def test_cli_sms_call_and_listings_print_results(sandbox: TwilioSandbox, app: FakeApp,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--sandbox", sandbox.base_url]
+    sms = cli_main(["sms", *base, "--url", app.url("/sms"), "--from", CUSTOMER, "--to", SENDER, "--body", "hi cli"])
+    sms_out = capsys.readouterr().out
+    call = cli_main(["call", *base, "--url", app.url("/text"), "--from", CUSTOMER, "--to", SENDER])
+    call_err = capsys.readouterr().err
+    listings = {name: (cli_main([name, *base]), json.loads(capsys.readouterr().out))
+                for name in ("activity", "messages", "calls")}
+
+    assert (sms, sms_out.strip()) == (0, SMS_TWIML) and app.to("/sms")[0]["params"]["Body"] == "hi cli"
+    assert call == 1 and "Twilio error 12300" in call_err
+    assert [e["type"] for e in listings["activity"][1]] == ["inbound.sms", "inbound.call"]
+    assert [m["body"] for m in listings["messages"][1]] == ["Thanks, got it!"] and listings["calls"] == (0, [])
+
+
+def test_cli_fault_and_clear_faults_drive_the_control_endpoints(sandbox: TwilioSandbox,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--sandbox", sandbox.base_url]
+    armed = cli_main(["fault", "trickle", *base, "--chunk-bytes", "8", "--interval", "0.01", "--times", "0",
+                      "--header", "X-Test:1", "--path-contains", "/Messages"])
+    printed = json.loads(capsys.readouterr().out)
+    listed = sandbox.faults
+    cleared = cli_main(["clear-faults", *base])
+    bad = cli_main(["fault", "odd", *base])
+
+    assert (armed, cleared, bad) == (0, 0, 2)
+    assert {k: printed[k] for k in ("kind", "chunk_bytes", "interval", "times", "headers", "path_contains")} == {
+        "kind": "trickle", "chunk_bytes": 8, "interval": 0.01, "times": None, "headers": {"X-Test": "1"},
+        "path_contains": "/Messages"}
+    assert [f["id"] for f in listed] == [printed["id"]] and sandbox.faults == []
+    assert "preset" in capsys.readouterr().err
+
+
+def test_cli_unreachable_sandbox_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["activity", "--sandbox", f"http://127.0.0.1:{closed_port()}"]) == 2
+    assert "cannot reach the sandbox" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("token", [None, AUTH_TOKEN])
+def test_cli_serve_prints_url_and_default_credentials_and_stops_on_sigint(token: str | None) -> None:
     port = closed_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devtools.sandbox",
-            "serve",
-            "--port",
-            str(port),
-            "--account-sid",
-            ACCOUNT_SID,
-            "--auth-token",
-            AUTH_TOKEN,
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "devtools.sandbox", "serve", "--port", str(port)]
+    if token:
+        command += ["--account-sid", ACCOUNT_SID, "--auth-token", token]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TWILIO_")}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        assert base_url == f"http://127.0.0.1:{port}"
-        response = requests.get(
-            f"{base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5
-        )
-        assert response.status_code == 200 and response.json()["calls"] == []
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        account = ACCOUNT_SID if token else DEFAULT_ACCOUNT_SID
+        response = requests.get(f"http://127.0.0.1:{port}/2010-04-01/Accounts/{account}/Calls/CA{'0' * 32}.json",
+                                auth=(account, token or DEFAULT_AUTH_TOKEN), timeout=5)
+        assert response.status_code == 404
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=5) == 0
-        assert process.stderr is not None and AUTH_TOKEN not in process.stderr.read()
+        banner = process.stderr.read()
+        assert account in banner
+        assert (DEFAULT_AUTH_TOKEN in banner, AUTH_TOKEN in banner) == (token is None, False)
     finally:
         if process.poll() is None:
             process.kill()
@@ -703,69 +775,3 @@ def test_cli_serve_prints_base_url_and_stops_on_sigint() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-# -- activity, redaction, lifecycle ----------------------------------------------------------
-def test_activity_log_orders_rest_then_flow_events(client: Client, sandbox: TwilioSandbox, app: FakeApp) -> None:
-    client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"), status_callback=app.url("/status"))
-
-    assert sandbox.wait_for(lambda: len(app.requests_to("/status")) == 4)
-    assert sandbox.wait_for(lambda: sum(e["type"] == "status_callback" for e in sandbox.activity) == 4)
-    events = sandbox.activity
-    assert [e["type"] for e in events] == [
-        "rest.request",
-        "rest.response",
-        "status_callback",
-        "status_callback",
-        "status_callback",
-        "call.webhook",
-        "status_callback",
-    ]
-    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
-    assert events[1]["status"] == 201
-    webhook = events[5]
-    assert (webhook["status"], webhook["twiml"], webhook["twilio_error"]) == (200, VOICE_TWIML, None)
-    assert webhook["content_type"].startswith("text/xml") and webhook["params"]["CallStatus"]
-    json.dumps(events)
-
-
-def test_requests_and_activity_never_contain_secrets(client: Client, sandbox: TwilioSandbox) -> None:
-    client.messages.create(to=CUSTOMER, from_=SENDER, body="x")
-
-    assert sandbox.requests[0]["headers"]["Authorization"] == "<redacted>"
-    dumped = json.dumps([sandbox.requests, sandbox.activity, sandbox.messages, sandbox.calls])
-    assert AUTH_TOKEN not in dumped and API_KEY_SECRET not in dumped
-    assert AUTH_TOKEN not in repr(sandbox)
-
-
-def test_sandbox_context_manager_stops_and_frees_port() -> None:
-    with TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as sb:
-        base_url = sb.base_url
-        assert requests.get(f"{base_url}/_sandbox/calls", timeout=5).json() == []
-
-    with pytest.raises(requests.exceptions.ConnectionError):
-        requests.get(f"{base_url}/_sandbox/calls", timeout=1)
-
-
-def test_sandbox_reset_while_call_flow_runs_ends_the_flow_quietly(logs):
-    """reset() during a call's progression used to crash the flow thread with KeyError('account_sid')."""
-    import time as _time
-
-    import requests as _requests
-
-    from devtools.sandbox import TwilioSandbox
-
-    sb = TwilioSandbox(step_delay=0.05).start()
-    try:
-        response = _requests.post(
-            f"{sb.base_url}/2010-04-01/Accounts/{sb.account_sid}/Calls.json",
-            data={"To": "+14155550123", "From": "+15005550006", "Url": "http://127.0.0.1:9/twiml"},
-            auth=(sb.account_sid, sb.auth_token), timeout=5)
-        assert response.status_code == 201
-        _time.sleep(0.02)  # the flow has read the call and is waiting for its first step
-        sb.reset()
-        _time.sleep(0.4)  # the flow's remaining steps run against an empty store
-    finally:
-        sb.stop()
-    failures = [text for name, text in logs.records if name == "devtools.sandbox" and "failed" in text]
-    assert failures == []

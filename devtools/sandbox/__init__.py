@@ -1,5 +1,5 @@
 """Embedded Twilio REST sandbox: a local api.twilio.com stand-in for dev and tests."""
 
-from .core import TwilioSandbox
+from .core import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
 
-__all__ = ["TwilioSandbox"]
+__all__ = ["DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN", "TwilioSandbox"]

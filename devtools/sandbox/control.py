@@ -1,86 +1,64 @@
-"""The /_sandbox/ HTTP control endpoints (no auth; loopback developer tool)."""
+"""The /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from .core import TwilioSandbox
+from .faults import Fault, FaultRegistry
+from .flows import Flows
+from .state import Store
 
-CONTROL_PREFIX = "/_sandbox"
-_FAULT_FIELDS = ("status", "body", "content_type", "headers", "times", "path_contains", "method")
-
-
-class ControlError(Exception):
-    """A bad control request (answered with 400 and {"error": ...})."""
+PREFIX = "/_sandbox"
+FAULT_FIELDS = {field.name for field in dataclasses.fields(Fault)} - {"id"}  # kind, status, body, ...
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ControlError(f"invalid JSON body: {exc}") from exc
+def _object(body: bytes) -> dict[str, Any]:
+    value = json.loads(body or b"{}")  # invalid JSON raises a ValueError: answered 400
     if not isinstance(value, dict):
-        raise ControlError("JSON body must be an object")
+        raise ValueError("the JSON body must be an object")
     return value
 
 
-def _required(data: Mapping[str, Any], *names: str) -> list[str]:
-    missing = [name for name in names if not isinstance(data.get(name), str) or not data.get(name)]
-    if missing:
-        raise ControlError(f"missing string field(s): {', '.join(missing)}")
-    return [str(data[name]) for name in names]
+def _strings(data: dict[str, Any], *names: str) -> list[str]:
+    if not all(isinstance(data.get(name), str) and data[name] for name in names):
+        raise ValueError(f"expected string fields: {', '.join(names)}")
+    return [data[name] for name in names]
 
 
-def handle_control(sandbox: TwilioSandbox, method: str, path: str, body: bytes) -> tuple[int, Any]:
-    """Route one control request; returns (HTTP status, JSON-serialisable payload)."""
-    route = path[len(CONTROL_PREFIX) :].rstrip("/") or "/"
-    getters: dict[str, Callable[[], Any]] = {
-        "/": lambda: {"base_url": sandbox.base_url, "account_sid": sandbox.account_sid},
-        "/activity": lambda: sandbox.activity,
-        "/messages": lambda: sandbox.messages,
-        "/calls": lambda: sandbox.calls,
-        "/requests": lambda: sandbox.requests,
-        "/faults": lambda: sandbox.faults,
-    }
+def handle_control(store: Store, faults: FaultRegistry, flows: Flows, method: str, route: str,
+                   body: bytes) -> tuple[int, Any]:
+    """Answer one control request (route is the path after /_sandbox): (HTTP status, JSON payload)."""
+    listings: dict[str, Callable[[], Any]] = {
+        "/activity": store.activity, "/requests": store.requests, "/faults": faults.active,
+        "/messages": lambda: store.all("messages"), "/calls": lambda: store.all("calls")}
     try:
-        if method == "GET" and route in getters:
-            return 200, getters[route]()
+        if method == "GET" and route in listings:
+            return 200, listings[route]()
         if method == "POST" and route == "/faults":
-            data = _json_object(body)
-            kind = data.get("kind")
-            if not isinstance(kind, str):
-                raise ControlError("missing string field: kind")
-            kwargs = {name: data[name] for name in _FAULT_FIELDS if name in data}
+            data = _object(body)
+            _strings(data, "kind")
+            if unknown := set(data) - FAULT_FIELDS:
+                raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
             try:
-                return 201, sandbox.inject_fault(kind, **kwargs)
-            except (TypeError, ValueError) as exc:
-                raise ControlError(str(exc)) from exc
+                return 201, faults.add(**data).describe()
+            except TypeError as exc:  # e.g. a number given as a string
+                raise ValueError(str(exc)) from exc
         if method == "DELETE" and route == "/faults":
-            sandbox.clear_faults()
+            faults.clear()
             return 200, {"cleared": True}
-        if method == "POST" and route == "/hangs/release":
-            sandbox.release_hangs()
-            return 200, {"released": True}
-        if method == "POST" and route == "/reset":
-            sandbox.reset()
-            return 200, {"reset": True}
         if method == "POST" and route == "/inbound/sms":
-            data = _json_object(body)
-            url, from_, to = _required(data, "url", "from", "to")
-            text = data.get("body", "")
+            data = _object(body)
+            url, from_, to = _strings(data, "url", "from", "to")
             media = data.get("media_urls") or []
-            if not isinstance(text, str) or not isinstance(media, list):
-                raise ControlError("body must be a string and media_urls a list")
-            return 200, sandbox.simulate_inbound_sms(url, from_, to, text, media_urls=[str(m) for m in media])
+            if not isinstance(data.get("body", ""), str) or not isinstance(media, list):
+                raise ValueError("body must be a string and media_urls a list")
+            return 200, flows.inbound_sms(url, from_, to, data.get("body", ""), media_urls=[str(m) for m in media])
         if method == "POST" and route == "/inbound/call":
-            data = _json_object(body)
-            url, from_, to = _required(data, "url", "from", "to")
-            return 200, sandbox.simulate_inbound_call(url, from_, to)
-    except ControlError as exc:
+            url, from_, to = _strings(_object(body), "url", "from", "to")
+            return 200, flows.inbound_call(url, from_, to)
+    except ValueError as exc:  # a bad request, or a fault the registry refused
         return 400, {"error": str(exc)}
-    return 404, {"error": f"no control endpoint {method} {path}"}
+    return 404, {"error": f"no control endpoint {method} {PREFIX}{route}"}

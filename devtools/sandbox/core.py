@@ -1,4 +1,4 @@
-"""TwilioSandbox: the public object tying store, REST API, faults, flows and server together."""
+"""TwilioSandbox: the public object tying state, REST API, faults, flows and server together."""
 
 from __future__ import annotations
 
@@ -7,224 +7,140 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
-from .faults import FaultRegistry
-from .flows import FlowContext
-from .inbound import simulate_inbound_call, simulate_inbound_sms
+from werkzeug.serving import BaseWSGIServer
+
+from .faults import Body, FaultRegistry
+from .flows import Flows
 from .rest import RestApi
-from .server import SandboxHTTPServer
-from .store import SandboxStore
-from .tasks import TaskRunner
-from .webhooks import WebhookSender
+from .state import Store
+from .wsgi import SandboxApp, serve
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-_ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
-
-FaultBody = str | bytes | Mapping[str, Any] | list[Any] | None
 
 
 class TwilioSandbox:
     """A local stand-in for api.twilio.com (Messages and Calls) with fault injection."""
 
-    def __init__(
-        self,
-        account_sid: str = DEFAULT_ACCOUNT_SID,
-        auth_token: str = DEFAULT_AUTH_TOKEN,
-        api_keys: Mapping[str, str] | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        step_delay: float = 0.02,
-        webhook_timeout: float = 5.0,
-    ) -> None:
-        if not _ACCOUNT_SID_RE.match(account_sid):
+    def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN,
+                 api_keys: Mapping[str, str] | None = None, host: str = "127.0.0.1", port: int = 0, *,
+                 step_delay: float = 0.02, webhook_timeout: float = 5.0) -> None:
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", account_sid):
             raise ValueError("account_sid must be 'AC' followed by 32 hex digits")
         if not auth_token:
             raise ValueError("auth_token must not be empty")
-        self._account_sid = account_sid
-        self._auth_token = auth_token
-        self._host = host
-        self._port = port
-        self.store = SandboxStore()
-        self.fault_registry = FaultRegistry()
-        self._runner = TaskRunner()
-        self._sender = WebhookSender(auth_token, timeout=webhook_timeout)
-        self._flows = FlowContext(
-            account_sid=account_sid,
-            store=self.store,
-            sender=self._sender,
-            runner=self._runner,
-            step_delay=step_delay,
-        )
-        self.rest = RestApi(
-            account_sid=account_sid, auth_token=auth_token, api_keys=dict(api_keys or {}), flows=self._flows
-        )
-        self._server: SandboxHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._state_lock = threading.Lock()
-        self._stopped = False
+        self.account_sid = account_sid
+        self.auth_token = auth_token  # also the key of the sandbox's webhook signatures
+        self._address = (host, port)
+        self._store = Store()
+        self._faults = FaultRegistry()
+        self._flows = Flows(self._store, account_sid=account_sid, auth_token=auth_token, step_delay=step_delay,
+                            timeout=webhook_timeout)
+        rest = RestApi(self._store, self._flows, account_sid=account_sid,
+                       credentials={**dict(api_keys or {}), account_sid: auth_token})
+        self._app = SandboxApp(self._store, self._faults, self._flows, rest)
+        self._server: BaseWSGIServer | None = None
+        self._lock = threading.Lock()
 
-    # -- lifecycle ----------------------------------------------------------
     def start(self) -> TwilioSandbox:
-        """Bind and serve in a background daemon thread; returns self."""
-        with self._state_lock:
-            if self._stopped:
+        """Bind and serve on a background thread; returns self."""
+        with self._lock:
+            if self._faults.closed.is_set():
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
-            if self._server is not None:
-                return self
-            self._server = SandboxHTTPServer((self._host, self._port), self)
-            self._thread = threading.Thread(
-                target=self._server.serve_until_stopped,
-                name="sandbox-serve",
-                daemon=True,
-            )
-            self._thread.start()
+            if self._server is None:
+                self._server = serve(*self._address, self._app)
         return self
 
     def stop(self) -> None:
-        """Stop serving, end hung requests and background work (bounded, ~1 s at most)."""
-        with self._state_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            server, thread = self._server, self._thread
-        self.fault_registry.close()
-        self._sender.abort_all()
-        if server is not None:
-            server.stop_serving(timeout=0.3)
-            server.close_connections(timeout=0.4)
-        self._runner.close(timeout=0.4)
-        if thread is not None:
-            thread.join(0.2)
+        """Stop serving, end hung or trickling requests and lifecycles (in well under a second); idempotent."""
+        with self._lock:
+            self._faults.close()
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+        self._flows.close()
 
     def __enter__(self) -> TwilioSandbox:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.base_url if self._server is not None else "not started"
-        return f"<TwilioSandbox {self._account_sid} {where}>"
-
-    # -- identity -------------------------------------------------------------
-    @property
-    def account_sid(self) -> str:
-        """The sandbox account SID."""
-        return self._account_sid
-
-    @property
-    def auth_token(self) -> str:
-        """The sandbox auth token (also the webhook signing key)."""
-        return self._auth_token
+        return f"<TwilioSandbox {self.account_sid} {self.base_url if self._server else 'not started'}>"
 
     @property
     def base_url(self) -> str:
-        """Origin to send REST requests to, e.g. http://127.0.0.1:54321."""
+        """The origin to send REST requests to, e.g. http://127.0.0.1:54321."""
         if self._server is None:
             raise RuntimeError("sandbox not started")
-        host, port = cast(tuple[str, int], self._server.server_address)[:2]
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        host = "127.0.0.1" if self._server.host in ("0.0.0.0", "") else self._server.host
+        return f"http://{host}:{self._server.port}"
 
-    # -- state ----------------------------------------------------------------
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """Message resources (Twilio JSON shape + a "sandbox" key), creation order."""
-        return self.store.all("messages")
+        """Message resources (Twilio's JSON plus a "sandbox" key), in creation order."""
+        return self._store.all("messages")
 
     @property
     def calls(self) -> list[dict[str, Any]]:
-        """Call resources (Twilio JSON shape + a "sandbox" key), creation order."""
-        return self.store.all("calls")
+        """Call resources (Twilio's JSON plus a "sandbox" key: url, method, twiml, webhook_status, twilio_error)."""
+        return self._store.all("calls")
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Every REST request received (credentials redacted), oldest first."""
-        return self.store.requests()
+        """The REST requests' activity events: request_id, method, path, query, form (name -> values), headers."""
+        return self._store.requests()
 
     @property
     def activity(self) -> list[dict[str, Any]]:
-        """Ordered, JSON-serialisable event log."""
-        return self.store.activity()
+        """The ordered, JSON-serialisable event log."""
+        return self._store.activity()
 
     @property
     def faults(self) -> list[dict[str, Any]]:
-        """Faults still armed."""
-        return self.fault_registry.active()
+        """The faults still armed."""
+        return self._faults.active()
 
     def reset(self) -> None:
-        """Forget resources, requests, activity and faults (keeps serving)."""
-        self.fault_registry.clear()
-        self.store.reset()
+        """Forget resources, requests, activity and faults (serving goes on)."""
+        self._faults.clear()
+        self._store.reset()
 
-    # -- faults ---------------------------------------------------------------
-    def inject_fault(
-        self,
-        kind: str,
-        *,
-        status: int = 500,
-        body: FaultBody = None,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        times: int | None = 1,
-        path_contains: str | None = None,
-        method: str | None = None,
-    ) -> dict[str, Any]:
-        """Arm a fault ("status", "hang" or "reset") for matching REST requests."""
-        fault = self.fault_registry.add(
-            kind,
-            status=status,
-            body=body,
-            content_type=content_type,
-            headers=headers,
-            times=times,
-            path_contains=path_contains,
-            method=method,
-        )
-        return fault.describe()
+    def inject_fault(self, kind: str, *, status: int = 500, body: Body = None, content_type: str = "application/json",
+                     headers: Mapping[str, str] | None = None, times: int | None = 1, path_contains: str | None = None,
+                     method: str | None = None, preset: str | None = None, chunk_bytes: int = 4,
+                     interval: float = 0.2) -> dict[str, Any]:
+        """Arm a fault for matching REST requests: status, hang, reset, raw, trickle or odd (see faults.py)."""
+        return self._faults.add(kind, status=status, body=body, content_type=content_type,
+                                headers=dict(headers or {}), times=times, path_contains=path_contains, method=method,
+                                preset=preset, chunk_bytes=chunk_bytes, interval=interval).describe()
 
     def clear_faults(self) -> None:
-        """Disarm all faults."""
-        self.fault_registry.clear()
+        """Disarm every fault."""
+        self._faults.clear()
 
     def release_hangs(self) -> None:
-        """End every request currently held by a "hang" fault (connection closed, no answer)."""
-        self.fault_registry.release_hangs()
+        """End every request held by a "hang" fault (its connection closes without an answer)."""
+        self._faults.release_hangs()
 
-    # -- inbound ----------------------------------------------------------------
-    def simulate_inbound_sms(
-        self,
-        webhook_url: str,
-        from_: str,
-        to: str,
-        body: str,
-        *,
-        media_urls: Sequence[str] = (),
-        method: str = "POST",
-    ) -> dict[str, Any]:
-        """POST a signed inbound SMS to the app; returns status, content_type, twiml[, twilio_error]."""
-        return simulate_inbound_sms(self._flows, webhook_url, from_, to, body, media_urls=media_urls, method=method)
+    def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, *,
+                             media_urls: Sequence[str] = (), method: str = "POST") -> dict[str, Any]:
+        """Post a signed inbound SMS to the app: {status, content_type, twiml, sid[, twilio_error]}."""
+        return self._flows.inbound_sms(webhook_url, from_, to, body, media_urls=media_urls, method=method)
 
     def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, *, method: str = "POST") -> dict[str, Any]:
-        """POST a signed inbound voice call to the app; returns its TwiML or Twilio error."""
-        return simulate_inbound_call(self._flows, webhook_url, from_, to, method=method)
+        """Post a signed inbound call to the app: {status, content_type, twiml, sid[, twilio_error]}."""
+        return self._flows.inbound_call(webhook_url, from_, to, method=method)
 
-    # -- helpers ----------------------------------------------------------------
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> bool:
-        """Poll predicate() until truthy (True) or timeout (False)."""
+        """Poll predicate() until it is truthy (True) or timeout seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        while True:
-            if predicate():
-                return True
+        while not predicate():
             if time.monotonic() >= deadline:
                 return False
             time.sleep(interval)
+        return True

@@ -1,145 +1,170 @@
-"""Fault injection rules (status / hang / reset) applied to REST requests."""
+"""Injected faults: what matches a REST request, and the raw-socket misbehaviours (hang, reset, raw, trickle)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import json
+import socket
+import struct
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .errors import status_fault_body
+from werkzeug.http import HTTP_STATUS_CODES
 
-FaultKind = Literal["status", "hang", "reset"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("status", "hang", "reset")
+from .errors import status_body
+
+KINDS = ("status", "hang", "reset", "raw", "trickle", "odd")
+SOCKET_KINDS = ("hang", "reset", "raw")  # answered on the raw socket before the REST API runs
+DEFAULT_RAW = b"NOT-HTTP garbage\r\n\r\n"
+LOGIN_URL = "https://www.twilio.com/login"
+# Odd answers for hardening tests: name -> (status, content type, body, extra headers).
+PRESETS: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
+    "html": (200, "text/html; charset=utf-8",
+             b"<!DOCTYPE html><html><head><title>Twilio</title></head><body><h1>Maintenance</h1></body></html>", {}),
+    "list": (201, "application/json", b"[]", {}),
+    "no_sid": (201, "application/json", b"{}", {}),
+    "redirect": (302, "text/html; charset=utf-8", f'<a href="{LOGIN_URL}">Found</a>'.encode(), {"Location": LOGIN_URL}),
+    "truncated": (201, "application/json", b'{"sid": "SM' + b"0" * 32 + b'", "status": "queued", "to": "+1', {}),
+}
+
+Body = str | bytes | dict[str, Any] | list[Any] | None
 
 
-@dataclass
+@dataclasses.dataclass
 class Fault:
-    """One injected fault; `remaining` None means it never runs out."""
+    """One armed fault; times None never runs out."""
 
-    kind: FaultKind
+    kind: str
     status: int = 500
-    body: str | bytes | Mapping[str, Any] | list[Any] | None = None
+    body: Body = None
     content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    remaining: int | None = 1
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    times: int | None = 1
     path_contains: str | None = None
     method: str | None = None
+    preset: str | None = None
+    chunk_bytes: int = 4
+    interval: float = 0.2
     id: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a request."""
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path_contains is None or self.path_contains in path
+        return self.method in (None, method.upper()) and (self.path_contains or "") in path
 
     def body_bytes(self) -> bytes:
-        """Encoded response body (Twilio error JSON for the status by default)."""
-        body = self.body if self.body is not None else status_fault_body(self.status)
+        """The body to send: given bytes, text or JSON; else a Twilio error for the status (raw: non-HTTP bytes)."""
+        body = self.body if self.body is not None else (DEFAULT_RAW if self.kind == "raw" else status_body(self.status))
         if isinstance(body, bytes):
             return body
-        if isinstance(body, str):
-            return body.encode("utf-8")
-        return json.dumps(body).encode("utf-8")
+        return body.encode() if isinstance(body, str) else json.dumps(body).encode()
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serialisable view of the fault."""
-        body = self.body.decode("utf-8", "replace") if isinstance(self.body, bytes) else self.body
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "body": body,
-            "content_type": self.content_type,
-            "headers": dict(self.headers),
-            "times": self.remaining,
-            "path_contains": self.path_contains,
-            "method": self.method,
-        }
+        """A JSON-serialisable view."""
+        view = dataclasses.asdict(self)
+        if isinstance(self.body, bytes):
+            view["body"] = self.body.decode("utf-8", "replace")
+        return view
 
 
 class FaultRegistry:
-    """Ordered, thread-safe list of faults plus the gate that holds hung requests."""
+    """The ordered, thread-safe list of faults, the gate hung requests wait on, and the stop signal."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
-        self._release = threading.Event()
-        self._closed = False
+        self._gate = threading.Event()
+        self.closed = threading.Event()
 
-    def add(
-        self,
-        kind: str,
-        *,
-        status: int = 500,
-        body: str | bytes | Mapping[str, Any] | list[Any] | None = None,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        times: int | None = 1,
-        path_contains: str | None = None,
-        method: str | None = None,
-    ) -> Fault:
-        """Register a fault; raises ValueError on bad arguments."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if not 100 <= int(status) <= 599:
-            raise ValueError(f"invalid HTTP status {status!r}")
-        if times is not None and int(times) < 1:
-            raise ValueError("times must be >= 1 or None")
-        fault = Fault(
-            kind=kind,
-            status=int(status),
-            body=body,
-            content_type=content_type,
-            headers={str(k): str(v) for k, v in (headers or {}).items()},
-            remaining=None if times is None else int(times),
-            path_contains=path_contains,
-            method=method.upper() if method else None,
-            id=next(self._ids),
-        )
+    def add(self, kind: str, **options: Any) -> Fault:
+        """Arm a fault (options: the Fault fields); ValueError on a bad kind, preset or number."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(KINDS)}")
+        fault = Fault(kind, **options, id=next(self._ids))
+        fault.method = fault.method.upper() if fault.method else None
+        fault.headers = {str(name): str(value) for name, value in (fault.headers or {}).items()}
+        if kind == "odd":
+            if fault.preset not in PRESETS:
+                raise ValueError(f"odd needs preset= one of {', '.join(PRESETS)}")
+            fault.status, fault.content_type, fault.body, extra = PRESETS[fault.preset]
+            fault.headers = {**extra, **fault.headers}
+        if not 100 <= fault.status <= 599 or (fault.times is not None and fault.times < 1):
+            raise ValueError("status must be 100-599 and times at least 1 (or None: forever)")
+        if fault.chunk_bytes < 1 or fault.interval < 0:
+            raise ValueError("chunk_bytes must be at least 1 and interval at least 0")
         with self._lock:
             self._faults.append(fault)
         return fault
 
     def take(self, method: str, path: str) -> Fault | None:
-        """Consume one use of the first matching fault (None if no fault applies)."""
+        """Use up one turn of the first fault matching the request (None when none does)."""
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                        if fault.remaining <= 0:
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times == 0:
                             self._faults.remove(fault)
-                    return fault
+                    return dataclasses.replace(fault)
         return None
 
     def active(self) -> list[dict[str, Any]]:
-        """Descriptions of faults still armed."""
+        """The faults still armed."""
         with self._lock:
             return [fault.describe() for fault in self._faults]
 
     def clear(self) -> None:
-        """Disarm every fault (hung requests stay hung until released)."""
+        """Disarm every fault (requests already hung stay hung)."""
         with self._lock:
             self._faults.clear()
 
-    def hang_gate(self) -> threading.Event:
-        """The event a hung request waits on (set when hangs are released)."""
-        with self._lock:
-            return self._release
-
     def release_hangs(self) -> None:
-        """Let every currently hung request end; later hangs wait on a fresh gate."""
+        """End every request currently hung; later hangs wait again."""
         with self._lock:
-            self._release.set()
-            if not self._closed:
-                self._release = threading.Event()
+            self._gate.set()
+            if not self.closed.is_set():
+                self._gate = threading.Event()
 
     def close(self) -> None:
-        """Release hangs permanently (used by stop())."""
+        """Release hangs and end trickles for good (the sandbox is stopping)."""
         with self._lock:
-            self._closed = True
-            self._release.set()
+            self.closed.set()
+            self._gate.set()
+
+    def answer_on_socket(self, fault: Fault, sock: socket.socket) -> None:
+        """hang: hold until released, then close; reset: TCP RST; raw: write the bytes, then close."""
+        if fault.kind == "hang":
+            with self._lock:
+                gate = self._gate
+            gate.wait()
+        elif fault.kind == "reset":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            _end(sock, socket.SHUT_RD)  # the server reads no more; the last close sends RST, not FIN
+            sock.close()
+            return
+        else:
+            with contextlib.suppress(OSError):
+                sock.sendall(fault.body_bytes())
+        _end(sock, socket.SHUT_RDWR)
+
+    def trickle(self, fault: Fault, sock: socket.socket, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Write a whole HTTP response chunk_bytes at a time, interval seconds apart, then close."""
+        lines = [f"HTTP/1.1 {status} {HTTP_STATUS_CODES.get(status, 'Unknown')}",
+                 *(f"{name}: {value}" for name, value in headers.items()),
+                 f"Content-Length: {len(body)}", "Connection: close"]
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for start in range(0, len(data), fault.chunk_bytes):
+                if start and self.closed.wait(fault.interval):
+                    break
+                sock.sendall(data[start:start + fault.chunk_bytes])
+        _end(sock, socket.SHUT_RDWR)
+
+
+def _end(sock: socket.socket, how: int) -> None:
+    """Shut a connection down, ignoring a client that is already gone."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(how)

@@ -1,215 +1,158 @@
-"""Background lifecycles: message status progression and the outbound call flow."""
+"""Twilio's side of the story: message statuses, the outbound call flow and simulated inbound SMS and calls."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+import itertools
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ALWAYS_VALID_FROM, API_VERSION
-from .resources import Resource, rfc2822, utcnow
-from .store import Kind, SandboxStore
-from .tasks import TaskRunner
-from .twiml import TwimlOutcome, evaluate_reply, parse_twiml
-from .webhooks import WebhookResult, WebhookSender
+from .state import Kind, Resource, Store, message_resource, new_sid, now_rfc2822
+from .webhooks import judge_twiml, reply_messages, send_signed
 
-CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+_log = logging.getLogger("devtools.sandbox")
 
 
-@dataclass
-class FlowContext:
-    """What the background flows need from the sandbox."""
+class Flows:
+    """Runs lifecycles on daemon threads that end at their next step after close()."""
 
-    account_sid: str
-    store: SandboxStore
-    sender: WebhookSender
-    runner: TaskRunner
-    step_delay: float = 0.02
+    def __init__(self, store: Store, *, account_sid: str, auth_token: str, step_delay: float, timeout: float) -> None:
+        self.store = store
+        self.account_sid = account_sid
+        self._auth_token = auth_token
+        self._step_delay = step_delay
+        self._timeout = timeout
+        self._stopping = threading.Event()
+
+    def spawn(self, target: Callable[[str], None], sid: str) -> None:
+        """Run target(sid) on a daemon thread (nothing once closed)."""
+        if not self._stopping.is_set():
+            threading.Thread(target=self._run, args=(target, sid), name=f"sandbox-{sid}", daemon=True).start()
+
+    def _run(self, target: Callable[[str], None], sid: str) -> None:
+        try:
+            target(sid)
+        except Exception:  # a sandbox bug: logged, never silent
+            _log.exception("sandbox flow for %s failed", sid)
+
+    def close(self) -> None:
+        """End every lifecycle at its next step (a webhook request under way still finishes or times out)."""
+        self._stopping.set()
+
+    def _step(self) -> bool:
+        """Wait one step; False once closing."""
+        return not self._stopping.wait(self._step_delay)
+
+    def _send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
+        return send_signed(self._auth_token, url, params, method, self._timeout)
+
+    def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str]) -> None:
+        url = resource["sandbox"].get("status_callback")
+        if url:
+            result = self._send(url, params)
+            status = params.get("MessageStatus") or params.get("CallStatus")
+            self.store.log("status_callback", resource=kind[:-1], sid=resource["sid"], resource_status=status, **result)
+
+    # -- outbound ------------------------------------------------------------------------------------------------
+    def message_lifecycle(self, sid: str) -> None:
+        """queued -> sent -> delivered, with a signed status callback at each step when one was given."""
+        for status in ("queued", "sent", "delivered"):
+            current = self.store.get("messages", sid) if self._step() else None
+            if current is None:
+                return
+            changes = {"status": status, "from": current["from"] or ALWAYS_VALID_FROM}  # a service picks a sender
+            if status == "sent":
+                changes["date_sent"] = now_rfc2822()
+            message = self.store.update("messages", sid, changes)
+            if message is None:
+                return
+            params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "From": message["from"],
+                      "To": message["to"], "MessageStatus": status, "SmsStatus": status, "ApiVersion": API_VERSION}
+            if message["messaging_service_sid"]:
+                params["MessagingServiceSid"] = message["messaging_service_sid"]
+            self._status_callback("messages", message, params)
+
+    def call_flow(self, sid: str) -> None:
+        """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
+        sequence = itertools.count()
+        started = time.monotonic()
+        call: Resource | None = None
+        for status in ("initiated", "ringing", "in-progress"):
+            if not self._step():
+                return
+            changes = {} if status == "initiated" else {"status": status}
+            if status == "in-progress":
+                started, changes["start_time"] = time.monotonic(), now_rfc2822()
+            call = self.store.update("calls", sid, changes)
+            if call is None:
+                return
+            self._status_callback("calls", call, _call_params(call, status, next(sequence)))
+        assert call is not None
+        error = self._fetch_twiml(call)
+        if not self._step():
+            return
+        final, duration = ("failed" if error else "completed"), str(int(time.monotonic() - started))
+        call = self.store.update("calls", sid, {"status": final, "end_time": now_rfc2822(), "duration": duration})
+        if call is not None:
+            params = {**_call_params(call, final, next(sequence)), "CallDuration": duration}
+            self._status_callback("calls", call, params)
+
+    def _fetch_twiml(self, call: Resource) -> dict[str, Any] | None:
+        """Request the call's Url as Twilio does; record the TwiML or the Twilio error (returned)."""
+        meta = call["sandbox"]
+        params = _call_params(call, "in-progress")
+        result = self._send(meta["url"], params, meta["method"])
+        twiml, error = judge_twiml(result, allow_empty=False)
+        outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
+        self.store.update("calls", call["sid"], {}, sandbox=outcome)
+        self.store.log("call.webhook", call_sid=call["sid"], twiml=twiml, twilio_error=error, **result)
+        return error
+
+    # -- inbound -------------------------------------------------------------------------------------------------
+    def inbound_sms(self, url: str, from_: str, to: str, body: str, *, media_urls: Sequence[str] = (),
+                    method: str = "POST") -> dict[str, Any]:
+        """Deliver an inbound SMS to the app's webhook; each <Message> answered is stored as an outbound reply."""
+        sid = new_sid("MM" if media_urls else "SM")
+        params = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
+                  "From": from_, "To": to, "Body": body, "NumMedia": str(len(media_urls)), "NumSegments": "1",
+                  "SmsStatus": "received", "ApiVersion": API_VERSION}
+        for index, media_url in enumerate(media_urls):
+            params[f"MediaUrl{index}"] = media_url
+            params[f"MediaContentType{index}"] = mimetypes.guess_type(media_url)[0] or "image/jpeg"
+        result = self._send(url, params, method)
+        twiml, error = judge_twiml(result, allow_empty=True)
+        for reply_to, reply_from, text in reply_messages(twiml):
+            self.store.add("messages", message_resource(self.account_sid, to=reply_to or from_, from_=reply_from or to,
+                                                        body=text, status="sent", direction="outbound-reply"))
+        self.store.log("inbound.sms", sid=sid, twiml=twiml, twilio_error=error, **result)
+        return _outcome(sid, result, twiml, error)
+
+    def inbound_call(self, url: str, from_: str, to: str, *, method: str = "POST") -> dict[str, Any]:
+        """Ring the app's voice webhook with an inbound call; its TwiML or Twilio error."""
+        sid = new_sid("CA")
+        params = {"AccountSid": self.account_sid, "ApiVersion": API_VERSION, "CallSid": sid, "CallStatus": "ringing",
+                  "Direction": "inbound", "From": from_, "To": to, "Caller": from_, "Called": to}
+        result = self._send(url, params, method)
+        twiml, error = judge_twiml(result, allow_empty=False)
+        self.store.log("inbound.call", sid=sid, twiml=twiml, twilio_error=error, **result)
+        return _outcome(sid, result, twiml, error)
 
 
-def send_status_callback(
-    ctx: FlowContext,
-    kind: Kind,
-    sid: str,
-    url: str,
-    params: dict[str, str],
-    method: str = "POST",
-) -> WebhookResult:
-    """POST (or GET) one signed status callback and log it."""
-    result = ctx.sender.send(url, params, method)
-    ctx.store.log(
-        "status_callback",
-        resource=kind[:-1],
-        sid=sid,
-        resource_status=params.get("MessageStatus") or params.get("CallStatus"),
-        **result.as_dict(),
-    )
-    return result
-
-
-# -- messages --------------------------------------------------------------
-def message_callback_params(message: Resource) -> dict[str, str]:
-    """Parameters Twilio posts to a message StatusCallback."""
-    params = {
-        "MessageSid": message["sid"],
-        "SmsSid": message["sid"],
-        "AccountSid": message["account_sid"],
-        "From": message.get("from") or "",
-        "To": message["to"],
-        "MessageStatus": message["status"],
-        "SmsStatus": message["status"],
-        "ApiVersion": API_VERSION,
-    }
-    if message.get("messaging_service_sid"):
-        params["MessagingServiceSid"] = message["messaging_service_sid"]
+def _call_params(call: Resource, status: str, sequence: int | None = None) -> dict[str, str]:
+    """The parameters of every request Twilio makes about a call."""
+    params = {"AccountSid": call["account_sid"], "ApiVersion": API_VERSION, "CallSid": call["sid"],
+              "CallStatus": status, "Called": call["to"], "Caller": call["from"], "Direction": call["direction"],
+              "From": call["from"], "To": call["to"]}
+    if sequence is not None:
+        params["SequenceNumber"] = str(sequence)
     return params
 
 
-def run_message_lifecycle(ctx: FlowContext, sid: str) -> None:
-    """Advance a message queued -> sent -> delivered, posting callbacks if requested."""
-    steps: list[tuple[str, dict[str, Any]]] = [("queued", {}), ("sent", {}), ("delivered", {})]
-    for status, changes in steps:
-        if not ctx.runner.sleep(ctx.step_delay):
-            return
-        current = ctx.store.get("messages", sid)
-        if current is None:
-            return
-        changes = dict(changes, status=status)
-        if current.get("from") is None:  # Messaging Service picks a sender when queuing
-            changes["from"] = ALWAYS_VALID_FROM
-        if status == "sent":
-            changes["date_sent"] = rfc2822(utcnow())
-        updated = ctx.store.update("messages", sid, changes)
-        if updated is None:
-            return
-        callback = updated.get("sandbox", {}).get("status_callback")
-        if callback:
-            send_status_callback(ctx, "messages", sid, callback, message_callback_params(updated))
-
-
-# -- calls -----------------------------------------------------------------
-def call_params(call: Resource, status: str) -> dict[str, str]:
-    """Base parameters of every request Twilio makes about a call."""
-    return {
-        "AccountSid": call["account_sid"],
-        "ApiVersion": API_VERSION,
-        "CallSid": call["sid"],
-        "CallStatus": status,
-        "Called": call["to"],
-        "Caller": call["from"],
-        "Direction": call["direction"],
-        "From": call["from"],
-        "To": call["to"],
-    }
-
-
-class _CallFlow:
-    """One outbound call's progression; runs in a TaskRunner thread."""
-
-    def __init__(self, ctx: FlowContext, sid: str) -> None:
-        self.ctx = ctx
-        self.sid = sid
-        self.sequence = 0
-
-    def run(self) -> None:
-        ctx = self.ctx
-        call = ctx.store.get("calls", self.sid)
-        if call is None:
-            return
-        meta = call.get("sandbox", {})
-        if not ctx.runner.sleep(ctx.step_delay):
-            return
-        self.callback("initiated", "initiated")
-        for status in ("ringing", "in-progress"):
-            if not ctx.runner.sleep(ctx.step_delay):
-                return
-            changes: dict[str, Any] = {"status": status}
-            if status == "in-progress":
-                changes["start_time"] = rfc2822(utcnow())
-            ctx.store.update("calls", self.sid, changes)
-            self.callback("ringing" if status == "ringing" else "answered", status)
-        call = ctx.store.get("calls", self.sid)
-        if call is None:  # the sandbox was reset meanwhile: nothing left to drive
-            return
-        outcome = self.fetch_twiml(call, meta)
-        if ctx.runner.stopping:
-            return
-        final = "failed" if outcome.twilio_error else "completed"
-        if not ctx.runner.sleep(ctx.step_delay):
-            return
-        current = ctx.store.get("calls", self.sid)
-        if current is None:
-            return
-        end = utcnow()
-        duration = 0
-        if current.get("start_time"):
-            duration = max(0, int((end - parsedate_to_datetime(current["start_time"])).total_seconds()))
-        ctx.store.update("calls", self.sid, {"status": final, "end_time": rfc2822(end), "duration": str(duration)})
-        self.callback("completed", final, extra={"CallDuration": str(duration)})
-
-    def fetch_twiml(self, call: Resource, meta: dict[str, Any]) -> TwimlOutcome:
-        """Request the call's Url (or parse inline Twiml) and record the outcome."""
-        ctx = self.ctx
-        result: WebhookResult | None = None
-        if meta.get("url"):
-            params = call_params(call, "in-progress")
-            result = ctx.sender.send(meta["url"], params, meta.get("method") or "POST")
-            outcome = evaluate_reply(result, allow_empty=False)
-            self.log_fetch(result, outcome, role="url")
-            if outcome.twilio_error and meta.get("fallback_url") and not ctx.runner.stopping:
-                fallback_params = dict(params)
-                fallback_params["ErrorCode"] = str(outcome.twilio_error["code"])
-                fallback_params["ErrorUrl"] = meta["url"]
-                result = ctx.sender.send(meta["fallback_url"], fallback_params, meta.get("fallback_method") or "POST")
-                outcome = evaluate_reply(result, allow_empty=False)
-                self.log_fetch(result, outcome, role="fallback_url")
-        else:
-            outcome = parse_twiml(meta.get("inline_twiml") or "")
-            ctx.store.log("call.twiml", call_sid=self.sid, twiml=outcome.twiml, twilio_error=outcome.twilio_error)
-        ctx.store.update(
-            "calls",
-            self.sid,
-            {},
-            sandbox={
-                "twiml": outcome.twiml,
-                "webhook_status": result.status if result is not None else None,
-                "twilio_error": outcome.twilio_error,
-            },
-        )
-        return outcome
-
-    def log_fetch(self, result: WebhookResult, outcome: TwimlOutcome, *, role: str) -> None:
-        self.ctx.store.log(
-            "call.webhook",
-            call_sid=self.sid,
-            role=role,
-            twiml=outcome.twiml,
-            twilio_error=outcome.twilio_error,
-            **result.as_dict(),
-        )
-
-    def callback(self, event: str, status: str, extra: dict[str, str] | None = None) -> None:
-        """Post a status callback if the call asked for this event."""
-        call = self.ctx.store.get("calls", self.sid)
-        if call is None:
-            return
-        meta = call.get("sandbox", {})
-        url = meta.get("status_callback")
-        if not url or event not in meta.get("status_callback_events", CALL_EVENTS):
-            return
-        params = call_params(call, status)
-        params.update(
-            {
-                "CallbackSource": "call-progress-events",
-                "SequenceNumber": str(self.sequence),
-                "Timestamp": rfc2822(utcnow()),
-            }
-        )
-        params.update(extra or {})
-        self.sequence += 1
-        send_status_callback(self.ctx, "calls", self.sid, url, params, meta.get("status_callback_method") or "POST")
-
-
-def run_call_flow(ctx: FlowContext, sid: str) -> None:
-    """Drive a created call: callbacks, TwiML fetch, final status."""
-    _CallFlow(ctx, sid).run()
+def _outcome(sid: str, result: dict[str, Any], twiml: str | None, error: dict[str, Any] | None) -> dict[str, Any]:
+    """What a simulated inbound request returns: status, content_type, twiml, sid[, twilio_error]."""
+    outcome = {"status": result["status"], "content_type": result["content_type"], "twiml": twiml, "sid": sid}
+    return {**outcome, "twilio_error": error} if error else outcome
