@@ -83,14 +83,18 @@ class Transport(HttpClient):
 
     def _send(self, prepared: requests.PreparedRequest, remaining: float, allow_redirects: bool,
               watchdog: Deadline) -> requests.Response:
-        """One exchange, body included; a read the watchdog cut short is a ReadTimeout."""
+        """One exchange, body included; an answer the watchdog cut short (an error, or a truncated response the
+        HTTP stack did not notice) is a ReadTimeout."""
         try:
-            return self.session.send(prepared, timeout=remaining, allow_redirects=allow_redirects,
-                                     **self._environment(prepared.url))
+            response = self.session.send(prepared, timeout=remaining, allow_redirects=allow_redirects,
+                                         **self._environment(prepared.url))
         except (requests.exceptions.RequestException, OSError):
             if watchdog.expired:
                 raise requests.exceptions.ReadTimeout("Twilio time budget used up mid-answer") from None
             raise
+        if watchdog.expired:
+            raise requests.exceptions.ReadTimeout("Twilio time budget used up mid-answer")
+        return response
 
     def _environment(self, url: str) -> dict[str, Any]:
         """Proxy and CA-bundle settings from the environment (HTTPS_PROXY, REQUESTS_CA_BUNDLE), as requests does."""
