@@ -13,6 +13,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from .faults import Body, FaultRegistry
 from .flows import Flows
+from .idp import IdentityProvider
 from .rest import RestApi
 from .state import Store
 from .wsgi import SandboxApp, serve
@@ -40,7 +41,8 @@ class TwilioSandbox:
                             timeout=webhook_timeout)
         rest = RestApi(self._store, self._flows, account_sid=account_sid,
                        credentials={**dict(api_keys or {}), account_sid: auth_token})
-        self._app = SandboxApp(self._store, self._faults, self._flows, rest)
+        self.idp = IdentityProvider()  # the development OpenID provider: its issuer is this sandbox's base URL
+        self._app = SandboxApp(self._store, self._faults, self._flows, rest, self.idp)
         self._server: BaseWSGIServer | None = None
         self._lock = threading.Lock()
 
@@ -51,6 +53,7 @@ class TwilioSandbox:
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
                 self._server = serve(*self._address, self._app)
+                self.idp.issuer = self.base_url
         return self
 
     def stop(self) -> None:

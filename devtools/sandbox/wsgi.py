@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 from .control import PREFIX, handle_control
 from .faults import SOCKET_KINDS, FaultRegistry
 from .flows import Flows
+from .idp import IdentityProvider
 from .rest import RestApi
 from .state import Store, new_sid
 
@@ -38,7 +39,9 @@ def _loggable(body: bytes) -> Any:
 class SandboxApp:
     """Routes /_sandbox/ to the control endpoints and everything else, through the faults, to the REST API."""
 
-    def __init__(self, store: Store, faults: FaultRegistry, flows: Flows, rest: RestApi) -> None:
+    def __init__(self, store: Store, faults: FaultRegistry, flows: Flows, rest: RestApi,
+                 idp: IdentityProvider) -> None:
+        self._idp = idp
         self._store = store
         self._faults = faults
         self._flows = flows
@@ -46,7 +49,10 @@ class SandboxApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
-        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        identity = self._identity(request)
+        if identity is not None:
+            response = identity
+        elif request.path == PREFIX or request.path.startswith(PREFIX + "/"):
             route = request.path[len(PREFIX):].rstrip("/") or "/"
             status, payload = handle_control(self._store, self._faults, self._flows, request.method, route,
                                              request.get_data())
@@ -54,6 +60,19 @@ class SandboxApp:
         else:
             response = self._rest_call(request, environ["werkzeug.socket"])
         return response(environ, start_response)
+
+    def _identity(self, request: Request) -> Response | None:
+        """The development OpenID provider: discovery, JWKS, and POST /_sandbox/token {"sub": ...}."""
+        if request.path == "/.well-known/openid-configuration":
+            payload: Any = self._idp.discovery()
+        elif request.path == "/.well-known/jwks.json":
+            payload = self._idp.jwks()
+        elif request.path == PREFIX + "/token" and request.method == "POST":
+            sub = (request.get_json(silent=True) or {}).get("sub") or "alice"
+            payload = {"access_token": self._idp.token(str(sub)), "token_type": "Bearer", "expires_in": 3600}
+        else:
+            return None
+        return Response(json.dumps(payload), 200, content_type=JSON_TYPE)
 
     def _rest_call(self, request: Request, sock: Any) -> Response:
         """Record the request, apply the first matching fault, else answer with the REST API."""

@@ -1,0 +1,65 @@
+"""A development OpenID provider: discovery, a JWKS, and RS256 tokens for any subject (local runs and tests)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+DEFAULT_AUDIENCE = "twilio-functions-dev"
+
+
+class IdentityProvider:
+    """Serves `{issuer}/.well-known/openid-configuration` and its JWKS; signs tokens with the current key."""
+
+    def __init__(self, audience: str = DEFAULT_AUDIENCE) -> None:
+        self.audience = audience
+        self.issuer = ""  # the sandbox's base URL, once it listens
+        self.jwks_fetches = 0
+        self._lock = threading.Lock()
+        self._kid, self._key = _new_key()
+
+    @property
+    def private_key(self) -> Any:
+        """The current signing key (tests forge tokens with it)."""
+        return self._key
+
+    @property
+    def kid(self) -> str:
+        return self._kid
+
+    def rotate(self) -> None:
+        """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
+        with self._lock:
+            self._kid, self._key = _new_key()
+
+    def discovery(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+                "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint": f"{self.issuer}/_sandbox/token"}
+
+    def jwks(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
+        with self._lock:
+            self.jwks_fetches += 1
+            public = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
+            return {"keys": [{**public, "kid": self._kid, "use": "sig", "alg": "RS256"}]}
+
+    def token(self, sub: str = "alice", ttl: int = 3600, **claims: Any) -> str:
+        """A signed access token for sub, valid for ttl seconds; claims override or add to the standard ones."""
+        import jwt
+
+        now = int(time.time())
+        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl,
+                   **claims}
+        with self._lock:
+            return jwt.encode({k: v for k, v in payload.items() if v is not None}, self._key, algorithm="RS256",
+                              headers={"kid": self._kid})
+
+
+def _new_key() -> tuple[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
