@@ -97,10 +97,56 @@ def wire_sandbox(sandbox: Any, app_url: str) -> None:
         os.environ.pop(name, None)
 
 
-def curl_examples(app_url: str, key: str | None, sandbox_url: str | None) -> list[tuple[str, str]]:
-    """(title, command) pairs a user can paste into a shell."""
+DEMO_QUOTAS = {"QUOTA_SMS_PER_USER_PER_DAY": "20", "QUOTA_CALLS_PER_USER_PER_DAY": "10",
+               "QUOTA_PER_DESTINATION_PER_HOUR": "10"}
+LOCAL_STORAGE = "UseDevelopmentStorage=true"  # the example's value: Azurite on its default ports
+
+
+def start_state() -> Any:
+    """Azurite with its data in .azurite/, on a free port, as the app's AzureWebJobsStorage; None (after one line)
+    when a real storage account is configured or Node.js is missing."""
+    from devtools.azurite import Azurite, NodeMissing, free_port, npm_ci
+
+    if (os.environ.get("AzureWebJobsStorage") or LOCAL_STORAGE) != LOCAL_STORAGE:
+        print("State: the storage account in AzureWebJobsStorage")
+        return None
+    try:
+        azurite = Azurite(npm_ci(), free_port(), location=ROOT / ".azurite").start()
+    except NodeMissing as exc:
+        print(f"Notice: {exc}, so Azurite (local Table Storage) is not started and quotas stay off")
+        return None
+    os.environ["AzureWebJobsStorage"] = azurite.connection_string
+    print(f"State: Azurite (Table Storage) at http://127.0.0.1:{azurite.port}, data in .azurite/")
+    return azurite
+
+
+def wire_identity(sandbox: Any, with_quotas: bool) -> bool:
+    """Unless sign-in is configured already, make the sandbox the identity provider (and set small demo quotas
+    when state is available); True when it is."""
+    if os.environ.get("AUTH_ISSUER") or os.environ.get("AUTH_EASY_AUTH"):
+        return False
+    os.environ.update({"AUTH_ISSUER": sandbox.idp.issuer, "AUTH_AUDIENCE": sandbox.idp.audience})
+    if with_quotas:
+        for name, value in DEMO_QUOTAS.items():
+            os.environ.setdefault(name, value)
+    quotas = ", ".join(f"{name}={os.environ[name]}" for name in DEMO_QUOTAS if os.environ.get(name))
+    print(f"Sign-in: the sandbox is the identity provider (AUTH_ISSUER={sandbox.idp.issuer})"
+          + (f"; quotas {quotas}" if quotas else ""))
+    return True
+
+
+def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
+                  signed_in: bool = False) -> list[tuple[str, str]]:
+    """(title, command) pairs a user can paste into a shell, in order (a token first, when signing in)."""
     auth = f" -H {shlex.quote('x-functions-key: ' + key)}" if key else ""
-    examples = [
+    examples = []
+    if signed_in:
+        auth += ' -H "Authorization: Bearer $TOKEN"'
+        examples.append(("Sign in as alice (the sandbox issues the token; the app validates it)",
+                         f"TOKEN=$(curl -s -X POST {sandbox_url}/_sandbox/token -H 'Content-Type: application/json' "
+                         "-d '{\"sub\": \"alice\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+                         "[\"access_token\"])')"))
+    examples += [
         ("Send an SMS", f"curl -s -X POST {app_url}/api/send_sms{auth} -H 'Content-Type: application/json' "
                         f"-d '{{\"to\": \"{DEMO_RECIPIENT}\", \"body\": \"Hello from Azure Functions\"}}'"),
         ("Place a call that speaks a message",
@@ -223,8 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
     stop = threading.Event()
-    sandbox = server = func = None
+    sandbox = server = func = state = None
+    signed_in = False
     try:
+        state = start_state()
         if use_sandbox:
             from devtools.sandbox import TwilioSandbox
 
@@ -232,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"Notice: {problem}, so this runs on the Twilio sandbox, not real Twilio")
             sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5).start()
             wire_sandbox(sandbox, app_url)
+            signed_in = wire_identity(sandbox, with_quotas=state is not None)
             threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
             print(f"Twilio: SANDBOX at {sandbox.base_url}")
         else:
@@ -260,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in sorted(server.functions):
                 print(f"  {name}: {server.url_for(name)}")
         print("\nTry it (copy-paste):")
-        for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None):
+        for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None, signed_in):
             print(f"\n# {title}\n{command}")
         print("\nReady. Press Ctrl-C to stop.", flush=True)
         while not received and not (func and func.poll() is not None):
@@ -274,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop()
         if sandbox is not None:
             sandbox.stop()
+        if state is not None:
+            state.stop()
     return func.returncode if func and not received else 0
 
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -29,6 +23,7 @@ if str(ROOT) not in sys.path:
 from shared.settings import SETTING_NAMES  # noqa: E402
 
 if TYPE_CHECKING:
+    from devtools.azurite import Azurite
     from devtools.sandbox import TwilioSandbox
 
 # Recognisable fake credentials: the secret-hygiene tests search every output for them.
@@ -159,108 +154,54 @@ def creates(sandbox: TwilioSandbox, resource: str) -> int:
 
 
 # -- node tools and Azurite (Table Storage) ------------------------------------------------------------------------
-NODE_MODULES = ROOT / "node_modules"
-PACKAGE_LOCK = ROOT / "package-lock.json"
-LOCK_STAMP = NODE_MODULES / ".package-lock.sha256"  # inside node_modules: `npm ci` deletes it with the rest
-AZURITE_ACCOUNT = "devstoreaccount1"  # Azurite's well-known development account and key (public, not a secret)
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 STATE_TABLES = ("TwilioQuotas", "TwilioIdempotency", "TwilioSends")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from devtools.azurite import free_port as free
+
+    return free()
 
 
-def node_tools() -> tuple[str, str]:
-    """(node, npm), after `npm ci` of package-lock.json if node_modules was not installed from it; skips
-    without node (fails when CI is set)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        reason = "node and npm are needed for the tests that use Azurite or Prism (see package.json)"
+def node() -> str:
+    """node's path after `npm ci` of the pinned packages; skips without node (fails when CI is set)."""
+    from devtools.azurite import NodeMissing, npm_ci
+
+    try:
+        return npm_ci()
+    except NodeMissing as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{reason}; CI is set, so this fails instead of skipping", pytrace=False)
-        pytest.skip(reason)
-    digest = hashlib.sha256(PACKAGE_LOCK.read_bytes()).hexdigest()
-    if not (LOCK_STAMP.is_file() and LOCK_STAMP.read_text() == digest):
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"npm ci failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}", pytrace=False)
-        LOCK_STAMP.write_text(digest)
-    return node, npm
+            pytest.fail(f"{exc}; CI is set, so this fails instead of skipping", pytrace=False)
+        pytest.skip(f"{exc}: needed by the tests that use Azurite or Prism (see package.json)")
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"a server did not start on port {port} (exit code {proc.poll()})", pytrace=False)
+def entities(connection_string: str, table: str) -> list[dict[str, Any]]:
+    from azure.data.tables import TableClient
+
+    with TableClient.from_connection_string(connection_string, table) as client:
+        return list(client.list_entities())
 
 
-def stop_process_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=10)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def clear_tables(connection_string: str) -> None:
+    """Delete every entity of the app's tables (the tables stay: the app remembers it created them)."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.data.tables import TableClient
 
-
-class Azurite:
-    """Azurite's Table service on a free loopback port, in memory; stop()/start() on the same port."""
-
-    def __init__(self, node: str, port: int) -> None:
-        self.node, self.port, self.proc = node, port, None
-        self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-                                  f"TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), "--inMemoryPersistence",
-             "--disableTelemetry", "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for_port(self.port, self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process_group(self.proc)
-            self.proc = None
-
-    def entities(self, table: str) -> list[dict[str, Any]]:
-        from azure.data.tables import TableClient
-
-        with TableClient.from_connection_string(self.connection_string, table) as client:
-            return list(client.list_entities())
-
-    def clear(self) -> None:
-        """Delete every entity of the app's tables (the tables stay: the app remembers it created them)."""
-        from azure.core.exceptions import ResourceNotFoundError
-        from azure.data.tables import TableClient
-
-        for table in STATE_TABLES:
-            with TableClient.from_connection_string(self.connection_string, table) as client:
-                try:
-                    for entity in client.list_entities(select=["PartitionKey", "RowKey"]):
-                        client.delete_entity(entity["PartitionKey"], entity["RowKey"])
-                except ResourceNotFoundError:
-                    pass
+    for table in STATE_TABLES:
+        with TableClient.from_connection_string(connection_string, table) as client:
+            try:
+                for entity in client.list_entities(select=["PartitionKey", "RowKey"]):
+                    client.delete_entity(entity["PartitionKey"], entity["RowKey"])
+            except ResourceNotFoundError:
+                pass
 
 
 @pytest.fixture(scope="session")
 def azurite_server() -> Iterator[Azurite]:
     """One in-memory Azurite (Table service) for the test session."""
-    node, _ = node_tools()
-    server = Azurite(node, free_port())
-    server.start()
+    from devtools.azurite import Azurite
+
+    server = Azurite(node(), free_port()).start()
     yield server
     server.stop()
 
@@ -270,4 +211,4 @@ def azurite(azurite_server: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """The app's AzureWebJobsStorage pointed at the session's Azurite; its tables are emptied after the test."""
     monkeypatch.setenv("AzureWebJobsStorage", azurite_server.connection_string)
     yield azurite_server
-    azurite_server.clear()
+    clear_tables(azurite_server.connection_string)

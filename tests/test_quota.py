@@ -13,7 +13,8 @@ import pytest
 
 import make_call
 import send_sms
-from tests.conftest import ROOT, Azurite, body_of, creates, free_port, json_request, node_tools
+from devtools.azurite import Azurite
+from tests.conftest import ROOT, body_of, creates, entities, free_port, json_request, node
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -82,7 +83,7 @@ def test_quota_over_one_limit_gives_back_the_slots_already_taken(signed_in, monk
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "1")
     assert sms("alice").status_code == 201
     assert sms("bob").status_code == 429
-    counts = {e["PartitionKey"]: e["count"] for e in azurite.entities("TwilioQuotas") if e["count"]}
+    counts = {e["PartitionKey"]: e["count"] for e in entities(azurite.connection_string, "TwilioQuotas") if e["count"]}
     assert counts == {"QUOTA_SMS_PER_USER_PER_DAY": 1, "QUOTA_SMS_PER_DAY": 1}  # bob's user slot went back
 
 
@@ -123,8 +124,7 @@ def test_quota_zero_means_unlimited_and_touches_no_storage(app_env, monkeypatch)
 
 
 def test_quota_storage_down_returns_503_state_unavailable_and_sends_nothing(app_env, monkeypatch):
-    own = Azurite(node_tools()[0], free_port())  # its own instance: the session's Azurite keeps running
-    own.start()
+    own = Azurite(node(), free_port()).start()  # its own instance: the session's Azurite keeps running
     monkeypatch.setenv("AzureWebJobsStorage", own.connection_string)
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "5")
     try:

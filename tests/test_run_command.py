@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import APP_SETTINGS, ROOT
+from tests.conftest import APP_SETTINGS, ROOT, node
 
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".cache", ".hypothesis", ".pytest_cache", "node_modules",
                                     "tests", "bench", "__pycache__", "local.settings.json")
@@ -49,9 +49,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+NO_AZURITE = "DefaultEndpointsProtocol=https;AccountName=unused;AccountKey=dW51c2Vk;EndpointSuffix=core.windows.net"
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
+    """The test's environment without app settings; a (never used) storage account, so that only the tests
+    that need it start Azurite."""
     env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS and k not in ("FUNCTIONS_HOST_KEY", "PYTHON")}
-    return {**env, **overrides}
+    return {**env, "AzureWebJobsStorage": NO_AZURITE, **overrides}
 
 
 class Command:
@@ -196,20 +201,24 @@ def test_bootstrap_venv_made_by_another_python_is_rebuilt(scripts):
 
 # -- devtools.run ------------------------------------------------------------------------------------------------
 
-def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(start):
-    command = start("--sandbox", "always")
+def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(start, app):
+    (app / "node_modules").symlink_to(ROOT / "node_modules")  # Azurite, as installed by the tests' npm ci
+    node()
+    command = start("--sandbox", "always", env=clean_env(AzureWebJobsStorage="UseDevelopmentStorage=true"))
     command.wait_for_ready()
-    curls = [line for line in command.lines if line.startswith("curl ")]
-    assert len(curls) == 5
-    results = [subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=20).stdout
-               for line in curls]
-    sms, call, inbound_sms, inbound_call, activity = results
+    token, *curls = [line for line in command.lines if line.startswith(("curl ", "TOKEN="))]
+    assert token.startswith("TOKEN=") and len(curls) == 5
+    script = "\n".join([token] + [f"{line}; echo; echo @@@" for line in curls])  # one shell, as a user pastes
+    results = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60).stdout
+    sms, call, inbound_sms, inbound_call, activity = results.split("@@@")[:5]
     assert json.loads(sms)["sid"].startswith("SM")
     assert json.loads(call)["sid"].startswith("CA")
     assert "<Message>Hey, thanks for the ping!" in json.loads(inbound_sms)["twiml"]
     assert "<Say>" in json.loads(inbound_call)["twiml"]
     kinds = [event["type"] for event in json.loads(activity)]
     assert "rest.request" in kinds and "inbound.sms" in kinds
+    assert "Authorization: Bearer $TOKEN" in curls[0]  # the mobile API is called as a signed-in user
+    assert any(line.startswith("State: Azurite") for line in command.lines)
     assert any(line.startswith("[sandbox] REST POST") for line in command.lines)
 
 

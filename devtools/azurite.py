@@ -1,0 +1,84 @@
+"""Azurite, the local Table Storage, for ./run.sh and the tests: the pinned npm package, started on a port, stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = ROOT / "node_modules"
+LOCK_STAMP = NODE_MODULES / ".package-lock.sha256"  # inside node_modules: `npm ci` deletes it with the rest
+ACCOUNT = "devstoreaccount1"  # Azurite's well-known development account and key (public, not a secret)
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class NodeMissing(RuntimeError):
+    """node or npm is not installed, or `npm ci` failed."""
+
+
+def npm_ci() -> str:
+    """`npm ci` of package-lock.json unless node_modules was installed from this very lock; returns node's path."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise NodeMissing("Node.js 20+ with npm is not installed")
+    digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
+    if not (LOCK_STAMP.is_file() and LOCK_STAMP.read_text() == digest):
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            raise NodeMissing(f"npm ci failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+        LOCK_STAMP.write_text(digest)
+    return node
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Azurite:
+    """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`."""
+
+    def __init__(self, node: str, port: int, location: Path | None = None) -> None:
+        self.node, self.port, self.location = node, port, location
+        self.proc: subprocess.Popen | None = None
+        self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+                                  f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
+
+    def start(self, timeout: float = 60) -> Azurite:
+        storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        self.proc = subprocess.Popen(
+            [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), *storage, "--disableTelemetry",
+             "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise NodeMissing(f"Azurite did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop Azurite and anything it started (its own process group)."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=10)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.proc = None
