@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import cold, failure, reuse
+from bench import cold, failure, reuse, state
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, ROOT, Table, machine_description
 
 # name -> (run it, given the table, the sandbox and quick)
@@ -24,6 +24,8 @@ BENCHMARKS = {
     "reuse": lambda table, sandbox, quick: reuse.run(table, invocations=20 if quick else 100),
     "failure": lambda table, sandbox, quick: failure.run(table, sandbox, app_runs=1 if quick else 3,
                                                          naive_bound=3.0 if quick else 10.0),
+    "state": lambda table, sandbox, quick: state.run(table, sandbox, sends=20 if quick else 200,
+                                                     cold_runs=3 if quick else 10),
 }
 
 

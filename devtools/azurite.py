@@ -46,14 +46,16 @@ def free_port() -> int:
 class Azurite:
     """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`."""
 
-    def __init__(self, node: str, port: int, location: Path | None = None) -> None:
-        self.node, self.port, self.location = node, port, location
+    def __init__(self, node: str, port: int, location: Path | None = None, debug_log: Path | None = None) -> None:
+        self.node, self.port, self.location, self.debug_log = node, port, location, debug_log
         self.proc: subprocess.Popen | None = None
         self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                                   f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        if self.debug_log:  # one "RequestMethod=" line per request it serves: how benchmarks count operations
+            storage += ["--debug", str(self.debug_log)]
         self.proc = subprocess.Popen(
             [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), *storage, "--disableTelemetry",
              "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
