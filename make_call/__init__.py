@@ -1,9 +1,11 @@
-"""POST /api/make_call: a signed-in mobile app places an outbound call that speaks an optional message."""
+"""POST /api/make_call: a signed-in mobile app places a call that speaks an optional message, at most once per
+Idempotency-Key."""
 
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
 from shared.identity import caller_identity
+from shared.idempotency import fingerprint, once
 from shared.settings import load_settings
 from shared.urls import public_origin
 from shared.voice import CallRequest, place_call
@@ -14,4 +16,6 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
     identity = caller_identity(req, settings)
     call = CallRequest.parse(read_payload(req), settings)
-    return created(place_call(call, settings, public_origin(req, settings), identity))
+    origin = public_origin(req, settings)
+    return once(req, settings, identity, fingerprint("call", call),
+                lambda: created(place_call(call, settings, origin, identity)))

@@ -1,9 +1,10 @@
-"""POST /api/send_sms: a signed-in mobile app sends an SMS/MMS through Twilio."""
+"""POST /api/send_sms: a signed-in mobile app sends an SMS/MMS through Twilio, at most once per Idempotency-Key."""
 
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
 from shared.identity import caller_identity
+from shared.idempotency import fingerprint, once
 from shared.messaging import SmsRequest, send_sms
 from shared.settings import load_settings
 
@@ -13,4 +14,4 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
     identity = caller_identity(req, settings)
     sms = SmsRequest.parse(read_payload(req), settings)
-    return created(send_sms(sms, settings, identity))
+    return once(req, settings, identity, fingerprint("sms", sms), lambda: created(send_sms(sms, settings, identity)))

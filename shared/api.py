@@ -15,19 +15,23 @@ from shared.errors import AppError, answer, json_response
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def mobile_api(handler: Handler) -> Handler:
-    """Wrap a mobile API handler: POST only, then the one error boundary (AppError -> JSON error body)."""
+def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
+    """Wrap a mobile API handler: only `method` (POST unless given), then the one error boundary (AppError -> JSON
+    error body). Use as @mobile_api or @mobile_api(method="GET")."""
 
-    @functools.wraps(handler)
-    def main(req: func.HttpRequest) -> func.HttpResponse:
-        def run() -> func.HttpResponse:
-            if req.method.upper() != "POST":
-                raise AppError(405, "method_not_allowed", "Use POST.", headers={"Allow": "POST"})
-            return handler(req)
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def main(req: func.HttpRequest) -> func.HttpResponse:
+            def run() -> func.HttpResponse:
+                if req.method.upper() != method:
+                    raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
+                return handler(req)
 
-        return answer(handler.__module__, run)
+            return answer(handler.__module__, run)
 
-    return main
+        return main
+
+    return wrap(handler) if handler is not None else wrap
 
 
 def read_payload(req: func.HttpRequest) -> dict[str, Any]:
@@ -68,3 +72,8 @@ def _json_object(text: str) -> dict[str, Any]:
 def created(payload: dict[str, Any]) -> func.HttpResponse:
     """201 with a JSON body."""
     return json_response(payload, 201)
+
+
+def ok(payload: dict[str, Any]) -> func.HttpResponse:
+    """200 with a JSON body."""
+    return json_response(payload, 200)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from shared import fields, quota
+from shared import fields, quota, sends
 from shared.errors import invalid_field
 from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import create, twilio_errors
+from shared.urls import status_callback_url
 
 logger = logging.getLogger("shared.messaging")
 
@@ -47,26 +47,19 @@ def send_sms(sms: SmsRequest, settings: Settings, identity: str) -> dict[str, An
     sender = sms.from_ or (None if settings.messaging_service_sid else settings.phone_number)
     service = None if sms.from_ else settings.messaging_service_sid
     settings.require(*settings.rest_setting_names(), *(() if sender or service else ("TWILIO_PHONE_NUMBER",)))
+    ours = None if sms.status_callback else status_callback_url(settings)
     with quota.charged(settings, "sms", identity, sms.to), twilio_errors():
         message = create(settings, "Messages", {
             "To": sms.to, "From": sender, "MessagingServiceSid": service, "Body": sms.body,
-            "MediaUrl": list(sms.media_urls) or None, "StatusCallback": sms.status_callback,
+            "MediaUrl": list(sms.media_urls) or None, "StatusCallback": sms.status_callback or ours,
         })
     logger.info("SMS %s queued to %s for %s", message.get("sid"), mask(sms.to), identity)
+    date_created = sends.iso_utc(message.get("date_created"))
+    sends.record_send(settings, "message", message, identity, date_created, callback_registered=ours is not None)
     return {
         "sid": message.get("sid"),
         "status": message.get("status"),
         "to": message.get("to"),
         "from": message.get("from"),
-        "date_created": iso_utc(message.get("date_created")),
+        "date_created": date_created,
     }
-
-
-def iso_utc(rfc2822: str | None) -> str | None:
-    """Twilio's RFC 2822 date as ISO 8601 in UTC with a 'Z' suffix (None, or unparsable, stays None)."""
-    from twilio.base.deserialize import rfc2822_datetime
-
-    value = rfc2822_datetime(rfc2822) if rfc2822 else None
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -13,6 +13,7 @@ from shared.errors import AppError
 DEFAULT_SMS_AUTO_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_VOICE_GREETING = "Hello! Thanks for calling. Goodbye."
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
+DEFAULT_IDEMPOTENCY_TTL_HOURS = 24
 HOST_AND_PORT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # WEBSITE_HOSTNAME under `func start`: not public
 
@@ -23,7 +24,7 @@ SETTING_NAMES = (
     "ALLOWED_DESTINATION_PREFIXES", "ALLOWED_DESTINATION_COUNTRIES", "DEFAULT_REGION",
     "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_EASY_AUTH", "WEBSITE_AUTH_ENABLED",
     "QUOTA_SMS_PER_USER_PER_DAY", "QUOTA_CALLS_PER_USER_PER_DAY", "QUOTA_SMS_PER_DAY", "QUOTA_CALLS_PER_DAY",
-    "QUOTA_PER_DESTINATION_PER_HOUR",
+    "QUOTA_PER_DESTINATION_PER_HOUR", "IDEMPOTENCY_TTL_HOURS",
     "AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri",
 )
 QUOTA_SETTINGS = tuple(name for name in SETTING_NAMES if name.startswith("QUOTA_"))
@@ -76,6 +77,7 @@ class Settings:
     auth_easy_auth: bool
     website_auth_enabled: bool  # App Service Authentication is on: only then is X-MS-CLIENT-PRINCIPAL-ID trusted
     quotas: Mapping[str, int]  # QUOTA_* setting -> limit, only those set above 0
+    idempotency_ttl_hours: int
     storage_connection_string: str | None
     storage_account_name: str | None
     storage_table_uri: str | None
@@ -150,6 +152,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         auth_easy_auth=bool(checked("AUTH_EASY_AUTH", _flag)),
         website_auth_enabled=values["WEBSITE_AUTH_ENABLED"].lower() == "true",
         quotas={name: limit for name in QUOTA_SETTINGS if (limit := checked(name, _count))},
+        idempotency_ttl_hours=checked("IDEMPOTENCY_TTL_HOURS", _hours) or DEFAULT_IDEMPOTENCY_TTL_HOURS,
         storage_connection_string=values["AzureWebJobsStorage"] or None,
         storage_account_name=values["AzureWebJobsStorage__accountName"] or None,
         storage_table_uri=checked("AzureWebJobsStorage__tableServiceUri", _url),
@@ -204,6 +207,15 @@ def _count(raw: str) -> int:
     if not raw:
         return 0
     if not raw.isdigit():
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _hours(raw: str) -> int | None:
+    """Idempotency-Key retention: 1 hour to 30 days."""
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 720:
         raise ValueError(raw)
     return int(raw)
 

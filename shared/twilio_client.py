@@ -78,6 +78,19 @@ def create(settings: Settings, resource: str, params: dict[str, Any]) -> dict[st
     return created
 
 
+def fetch(settings: Settings, resource: str, sid: str) -> dict[str, Any]:
+    """GET one 2010-04-01 resource ("Messages", "Calls") by SID; its JSON."""
+    version = api_v2010(settings)
+    account_sid = version.domain.twilio.account_sid
+    try:
+        found = version.fetch("GET", f"/Accounts/{account_sid}/{resource}/{sid}.json", headers=dict(HEADERS))
+    except ValueError:
+        raise BadResponse("not JSON") from None
+    if not isinstance(found, dict) or found.get("sid") != sid:
+        raise BadResponse("not the resource")
+    return found
+
+
 CREDENTIAL_CODES = {20003, 20005, 20006}
 
 

@@ -37,3 +37,16 @@ def signed_url_candidates(req: func.HttpRequest, settings: Settings) -> list[str
     if proto in ("http", "https") and proto != scheme:
         return [url, proto + url[len(scheme):]]
     return [url]
+
+
+STATUS_CALLBACK_PATH = "/api/status_callback"
+
+
+def status_callback_url(settings: Settings) -> str | None:
+    """Where Twilio posts a send's status callbacks: only a public origin the settings name, never the request's
+    (with neither PUBLIC_BASE_URL nor WEBSITE_HOSTNAME, Twilio could not reach it anyway)."""
+    if settings.public_base_url:
+        return settings.public_base_url + STATUS_CALLBACK_PATH
+    if settings.website_hostname:
+        return f"https://{settings.website_hostname}{STATUS_CALLBACK_PATH}"
+    return None

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from shared import fields, quota
-from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
+from shared import fields, quota, sends
 from shared.errors import invalid_field
+from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import create, twilio_errors
+from shared.urls import status_callback_url
 
 logger = logging.getLogger("shared.voice")
 
@@ -20,6 +21,7 @@ MAX_MESSAGE_CHARS = 1000
 FIELDS = ("to", "from", "message", "voice", "language", "status_callback")
 VOICE_WEBHOOK_PATH = "/api/voice_webhook"
 MAX_TWILIO_URL_CHARS = 4000  # Twilio refuses longer URL parameters
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]  # StatusCallbackEvent, sent as a repeated parameter
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,15 @@ def place_call(call: CallRequest, settings: Settings, origin: str, identity: str
     if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
         raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would be "
                             f"{len(url)} characters, Twilio accepts {MAX_TWILIO_URL_CHARS}.", "too_long")
+    ours = None if call.status_callback else status_callback_url(settings)
     with quota.charged(settings, "call", identity, call.to), twilio_errors():
         call_resource = create(settings, "Calls", {
             "To": call.to, "From": sender, "Url": url, "Method": "POST",
-            "StatusCallback": call.status_callback,
+            "StatusCallback": call.status_callback or ours, "StatusCallbackEvent": CALL_EVENTS if ours else None,
         })
     logger.info("Call %s queued to %s for %s", call_resource.get("sid"), mask(call.to), identity)
+    sends.record_send(settings, "call", call_resource, identity, sends.iso_utc(call_resource.get("date_created")),
+                      callback_registered=ours is not None)
     return {
         "sid": call_resource.get("sid"),
         "status": call_resource.get("status"),

@@ -13,15 +13,18 @@ from azure.functions.http import HttpResponseConverter
 
 from tests.conftest import ROOT
 
-FUNCTIONS = {
-    "make_call": ("function", ["post"]),
-    "send_sms": ("function", ["post"]),
-    "voice_webhook": ("anonymous", ["get", "post"]),
-    "sms_webhook": ("anonymous", ["get", "post"]),
+FUNCTIONS = {  # name: (authLevel, methods, route)
+    "make_call": ("function", ["post"], None),
+    "send_sms": ("function", ["post"], None),
+    "voice_webhook": ("anonymous", ["get", "post"], None),
+    "sms_webhook": ("anonymous", ["get", "post"], None),
+    "status_callback": ("anonymous", ["post"], None),
+    "message_status": ("function", ["get"], "messages/{sid}"),
+    "call_status": ("function", ["get"], "calls/{sid}"),
 }
 
 
-def test_function_folders_are_exactly_the_four_functions():
+def test_function_folders_are_exactly_the_documented_functions():
     found = {p.parent.name for p in ROOT.glob("*/function.json")}
     assert found == set(FUNCTIONS)
 
@@ -32,11 +35,11 @@ def test_function_json_http_trigger_has_documented_auth_level_and_methods(name):
     assert (ROOT / name / spec["scriptFile"]).is_file()
     trigger = next(b for b in spec["bindings"] if b["type"] == "httpTrigger")
     output = next(b for b in spec["bindings"] if b["type"] == "http")
-    auth_level, methods = FUNCTIONS[name]
+    auth_level, methods, route = FUNCTIONS[name]
     assert trigger["direction"] == "in" and trigger["name"] == "req"
     assert trigger["authLevel"] == auth_level
     assert sorted(trigger["methods"]) == methods
-    assert "route" not in trigger  # the route is the folder name: /api/<name>
+    assert trigger.get("route") == route  # None: the route is the folder name, /api/<name>
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 
 

@@ -46,6 +46,9 @@ def handle_control(store: Store, faults: FaultRegistry, flows: Flows, method: st
                 return 201, faults.add(**data).describe()
             except TypeError as exc:  # e.g. a number given as a string
                 raise ValueError(str(exc)) from exc
+        if method == "POST" and route == "/callbacks":  # {"shuffled": true}: the callbacks fault mode
+            flows.shuffle_callbacks = bool(_object(body).get("shuffled"))
+            return 200, {"shuffled": flows.shuffle_callbacks}
         if method == "DELETE" and route == "/faults":
             faults.clear()
             return 200, {"cleared": True}

@@ -122,6 +122,10 @@ class TwilioSandbox:
                                 headers=dict(headers or {}), times=times, path_contains=path_contains, method=method,
                                 preset=preset, chunk_bytes=chunk_bytes, interval=interval).describe()
 
+    def shuffle_callbacks(self, enabled: bool = True) -> None:
+        """Fault mode: deliver each resource's status callbacks at the end of its lifecycle, shuffled and duplicated."""
+        self._flows.shuffle_callbacks = enabled
+
     def clear_faults(self) -> None:
         """Disarm every fault."""
         self._faults.clear()

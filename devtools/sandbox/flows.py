@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import mimetypes
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ class Flows:
         self._step_delay = step_delay
         self._timeout = timeout
         self._stopping = threading.Event()
+        self.shuffle_callbacks = False  # the fault mode: a lifecycle's callbacks at its end, shuffled and doubled
+        self._held: dict[str, list[tuple[Kind, Resource, dict[str, str]]]] = {}
 
     def spawn(self, target: Callable[[str], None], sid: str) -> None:
         """Run target(sid) on a daemon thread (nothing once closed)."""
@@ -50,12 +53,22 @@ class Flows:
     def _send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
         return send_signed(self._auth_token, url, params, method, self._timeout)
 
-    def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str]) -> None:
+    def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str], held: bool = False) -> None:
         url = resource["sandbox"].get("status_callback")
-        if url:
+        if url and self.shuffle_callbacks and not held:
+            self._held.setdefault(resource["sid"], []).append((kind, resource, params))
+        elif url:
             result = self._send(url, params)
             status = params.get("MessageStatus") or params.get("CallStatus")
             self.store.log("status_callback", resource=kind[:-1], sid=resource["sid"], resource_status=status, **result)
+
+    def _release_callbacks(self, sid: str) -> None:
+        """At a lifecycle's end, in the shuffle mode: every held callback twice, in random order (Twilio promises
+        neither order nor exactly-once delivery)."""
+        held = self._held.pop(sid, []) * 2
+        random.shuffle(held)
+        for kind, resource, params in held:
+            self._status_callback(kind, resource, params, held=True)
 
     # -- outbound ------------------------------------------------------------------------------------------------
     def message_lifecycle(self, sid: str) -> None:
@@ -75,6 +88,7 @@ class Flows:
             if message["messaging_service_sid"]:
                 params["MessagingServiceSid"] = message["messaging_service_sid"]
             self._status_callback("messages", message, params)
+        self._release_callbacks(sid)
 
     def call_flow(self, sid: str) -> None:
         """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
@@ -100,6 +114,7 @@ class Flows:
         if call is not None:
             params = {**_call_params(call, final, next(sequence)), "CallDuration": duration}
             self._status_callback("calls", call, params)
+        self._release_callbacks(sid)
 
     def _fetch_twiml(self, call: Resource) -> dict[str, Any] | None:
         """Request the call's Url as Twilio does; record the TwiML or the Twilio error (returned)."""

@@ -1,0 +1,15 @@
+"""GET /api/calls/{sid}: the status of a call the caller placed."""
+
+import azure.functions as func
+
+from shared.api import mobile_api, ok
+from shared.identity import caller_identity
+from shared.sends import lookup
+from shared.settings import load_settings
+
+
+@mobile_api(method="GET")
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    settings = load_settings()
+    identity = caller_identity(req, settings)
+    return ok(lookup(settings, "call", req.route_params.get("sid", ""), identity))
