@@ -19,21 +19,27 @@ class IdentityProvider:
         self.issuer = ""  # the sandbox's base URL, once it listens
         self.jwks_fetches = 0
         self._lock = threading.Lock()
-        self._kid, self._key = _new_key()
+        self._current: tuple[str, Any] | None = None  # (kid, key), made on first use: RSA key generation is slow
 
     @property
     def private_key(self) -> Any:
         """The current signing key (tests forge tokens with it)."""
-        return self._key
+        return self._signing()[1]
 
     @property
     def kid(self) -> str:
-        return self._kid
+        return self._signing()[0]
+
+    def _signing(self) -> tuple[str, Any]:
+        with self._lock:
+            if self._current is None:
+                self._current = _new_key()
+            return self._current
 
     def rotate(self) -> None:
         """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
         with self._lock:
-            self._kid, self._key = _new_key()
+            self._current = _new_key()
 
     def discovery(self) -> dict[str, Any]:
         return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
@@ -42,10 +48,11 @@ class IdentityProvider:
     def jwks(self) -> dict[str, Any]:
         from jwt.algorithms import RSAAlgorithm
 
+        kid, key = self._signing()
         with self._lock:
             self.jwks_fetches += 1
-            public = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
-            return {"keys": [{**public, "kid": self._kid, "use": "sig", "alg": "RS256"}]}
+        public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+        return {"keys": [{**public, "kid": kid, "use": "sig", "alg": "RS256"}]}
 
     def token(self, sub: str = "alice", ttl: int = 3600, **claims: Any) -> str:
         """A signed access token for sub, valid for ttl seconds; claims override or add to the standard ones."""
@@ -54,9 +61,9 @@ class IdentityProvider:
         now = int(time.time())
         payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl,
                    **claims}
-        with self._lock:
-            return jwt.encode({k: v for k, v in payload.items() if v is not None}, self._key, algorithm="RS256",
-                              headers={"kid": self._kid})
+        kid, key = self._signing()
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm="RS256",
+                          headers={"kid": kid})
 
 
 def _new_key() -> tuple[str, Any]:
