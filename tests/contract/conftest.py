@@ -1,0 +1,103 @@
+"""Session fixture: Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a free loopback port.
+
+Prism and the spec (shipped in @twilio-alpha/mcp) are pinned in the repo's package.json / package-lock.json and
+installed into ./node_modules by `npm ci` (tests/conftest.py `node()`, which skips without node, or fails when
+CI is set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import ROOT, free_port, node
+
+NODE_MODULES = ROOT / "node_modules"
+PRISM_JS = NODE_MODULES / "@stoplight/prism-cli/dist/index.js"
+TWILIO_SPEC = NODE_MODULES / "@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json"
+PATCHED_OPERATIONS = ("/2010-04-01/Accounts/{AccountSid}/Messages.json", "/2010-04-01/Accounts/{AccountSid}/Calls.json")
+FORM = "application/x-www-form-urlencoded"
+STARTUP_TIMEOUT_S = 120
+
+
+def spec_for_prism(dest: Path) -> Path:
+    """Twilio's spec with one work-around: Prism 5.14.2 reads a form field as an array only when the media
+    type has an `encoding` entry for it (stoplightio/prism#2473), and Twilio's spec has none, so even one
+    `MediaUrl` is refused with "must be array". `style: form, explode: true` is OpenAPI's default for forms,
+    so this does not change the spec's meaning. Prism still keeps only the last value of a repeated key."""
+    spec = json.loads(TWILIO_SPEC.read_text(encoding="utf-8"))
+    for path in PATCHED_OPERATIONS:
+        content = spec["paths"][path]["post"]["requestBody"]["content"][FORM]
+        arrays = [name for name, prop in content["schema"]["properties"].items() if prop.get("type") == "array"]
+        content.setdefault("encoding", {}).update({name: {"style": "form", "explode": True} for name in arrays})
+    dest.write_text(json.dumps(spec), encoding="utf-8")
+    return dest
+
+
+class Prism:
+    def __init__(self, base_url: str, log: Path) -> None:
+        self.base_url, self.log, self.marked = base_url, log, 0
+
+    def mark(self) -> None:
+        self.marked = self.log.stat().st_size
+
+    def log_text(self) -> str:
+        """Prism's log since the last mark(): shown in failure messages, never parsed."""
+        with open(self.log, "rb") as log:
+            log.seek(self.marked)
+            return log.read().decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="session")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    """`prism mock --errors` of Twilio's api_v2010 spec.
+
+    A request that violates the spec (body, path, security) is answered 422, 415 or 401 with an
+    application/problem+json body instead of a mocked 2xx: Prism's mocker does this for any request violation
+    (docs/guides/02-request-validation.md in stoplightio/prism; packages/http/src/mocker/index.ts
+    createInvalidInputResponse). `--errors` ("request/response violations marked as errors will produce an
+    error response", docs/getting-started/03-cli.md) also makes Prism answer 500 when its own mocked response
+    violates the spec (packages/http-server/src/server.ts). So a 2xx means the request passed validation.
+    """
+    node_path = node()
+    workdir = tmp_path_factory.mktemp("prism")
+    spec = spec_for_prism(workdir / "twilio_api_v2010.json")
+    port, log = free_port(), workdir / "prism.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([node_path, str(PRISM_JS), "mock", "--errors", "-h", "127.0.0.1", "-p", str(port),
+                                 str(spec)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "NO_COLOR": "1"})
+    server = Prism(f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{server.log_text()}", pytrace=False)
+            time.sleep(0.05)
+        yield server
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # its own process group: no node process outlives the session
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=10)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
