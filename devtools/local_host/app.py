@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,9 +20,11 @@ from .config import LOGGER_NAME, FunctionSpec
 
 log = logging.getLogger(LOGGER_NAME)
 
-# The app refuses larger bodies with 413 itself (shared/errors.py MAX_BODY_BYTES). The host refuses them first,
-# and a chunked body as soon as it passes the limit, so a huge upload is never buffered whole.
+# The app refuses larger bodies with 413 itself (shared/body.py MAX_BODY_BYTES). The host refuses them first,
+# and a chunked body as soon as it passes the limit, so a huge upload is never buffered whole; it answers with the
+# app's own 413, which is what a client gets from Azure (whose host passes bodies up to 100 MB to the app).
 MAX_BODY_BYTES = 64 * 1024
+TOO_LARGE = {"error": {"code": "body_too_large", "message": f"The request body is larger than {MAX_BODY_BYTES} bytes."}}
 KEY_HEADER, KEY_QUERY = "x-functions-key", "code"  # as Azure's Functions host reads the function key
 _DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection"}  # the server writes these itself
 
@@ -36,6 +40,11 @@ def url_map(specs: Iterable[FunctionSpec], route_prefix: str) -> Map:
     rules = [Rule("/" + "/".join(filter(None, [route_prefix, spec.rule])), endpoint=spec.name, methods=spec.methods)
              for spec in specs]
     return Map(rules, strict_slashes=False, merge_slashes=False)
+
+
+def too_large() -> Response:
+    """The app's 413 (as in Azure), answered before the whole body is read."""
+    return Response(json.dumps(TOO_LARGE), 413, content_type="application/json; charset=utf-8")
 
 
 def host_answer(status: int) -> Response:
@@ -98,9 +107,9 @@ class FunctionsApp:
         try:
             body = request.get_data()
         except HTTPException as exc:  # 413 over the limit, 400 when the client hangs up mid-body
-            return host_answer(exc.code or 400)
+            return too_large() if exc.code == 413 else host_answer(exc.code or 400)
         if len(body) > MAX_BODY_BYTES:
-            return host_answer(413)
+            return too_large()
         try:
             req = to_http_request(request, route_params, body)
             return to_response(self.entries[name](**{spec.trigger_name: req}))
