@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.start()
             print("Functions:")
             for name in sorted(server.functions):
-                print(f"  {name}: {server.url_for(name)}")
+                print(f"  {name}: {server.url_template(name)}")
         print("\nTry it (copy-paste):")
         for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None, signed_in):
             print(f"\n# {title}\n{command}")

@@ -120,6 +120,14 @@ def option(command: Command, name: str) -> int:
     return int(command.proc.args[command.proc.args.index(name) + 1])
 
 
+def token(command: Command) -> str:
+    """A bearer token for alice from the sandbox's development identity provider."""
+    request = urllib.request.Request(f"http://127.0.0.1:{option(command, '--sandbox-port')}/_sandbox/token",
+                                     b'{"sub": "alice"}', {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.loads(response.read())["access_token"]
+
+
 def status_of(url: str, payload: dict, headers: dict[str, str] | None = None) -> int:
     request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json",
                                                                          **(headers or {})})
@@ -355,5 +363,6 @@ def test_run_command_function_key_from_each_source_is_named_and_enforced(start, 
     assert len(key_lines) == 1 and named in key_lines[0], command.output
     url = f"http://127.0.0.1:{option(command, '--port')}/api/send_sms"
     sms = {"to": "+14155550123", "body": "hi"}
-    assert status_of(url, sms) == (201 if named == "not enforced" else 401)
-    assert status_of(url, sms, {"x-functions-key": key}) == 201
+    signed_in = {"authorization": "Bearer " + token(command)}  # the sandbox is the identity provider
+    assert status_of(url, sms, signed_in) == (201 if named == "not enforced" else 401)
+    assert status_of(url, sms, {"x-functions-key": key, **signed_in}) == 201

@@ -28,8 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with LocalHost(args.root, args.host, args.port, args.function_key) as host:
         print("\nFunctions:\n")
         for name, spec in host.functions.items():
-            path = "/".join(filter(None, [host.route_prefix, spec.route]))
-            print(f"        {name}: [{','.join(spec.methods or ['ALL'])}] {host.base_url}/{path}")
+            print(f"        {name}: [{','.join(spec.methods or ['ALL'])}] {host.url_template(name)}")
         print("\nPress Ctrl+C to stop.\n", flush=True)
         try:
             while True:

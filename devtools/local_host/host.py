@@ -64,6 +64,10 @@ class LocalHost:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{port}"
 
+    def url_template(self, name: str) -> str:
+        """The function's URL with its ``{route}`` parameters left as placeholders, e.g. .../api/calls/{sid}."""
+        return f"{self.base_url}/" + "/".join(filter(None, [self.route_prefix, self.functions[name].route]))
+
     def url_for(self, name: str, /, **route_params: object) -> str:
         """Full URL of function ``name``, its ``{route}`` parameters filled in (others become the query)."""
         if name not in self.functions:
