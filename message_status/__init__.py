@@ -4,7 +4,7 @@ import azure.functions as func
 
 from shared.api import mobile_api, ok
 from shared.identity import caller_identity
-from shared.sends import lookup
+from shared.status import lookup
 from shared.settings import load_settings
 
 

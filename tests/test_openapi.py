@@ -24,6 +24,13 @@ openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
 SPEC_PATH = ROOT / "openapi.yaml"
 MOBILE = {"send_sms": "shared.messaging", "make_call": "shared.voice"}
+LOOKUPS = {"message_status": "/messages/{sid}", "call_status": "/calls/{sid}"}
+# What a lookup can answer (the modules it imports also hold the request-body parsing it never uses).
+LOOKUP_CODES = {401: {"unauthenticated"}, 404: {"not_found"}, 405: {"method_not_allowed"}, 429: {"rate_limited"},
+                500: {"internal_error"}, 504: {"twilio_timeout"},
+                502: {"twilio_auth_failed", "twilio_unavailable", "twilio_unreachable", "twilio_connection_lost",
+                      "twilio_bad_response", "twilio_error"},
+                503: {"not_configured", "auth_unavailable", "state_unavailable"}}
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -339,7 +346,16 @@ def test_openapi_mobile_errors_are_exactly_the_codes_the_code_can_answer(spec, n
     assert documented_error_codes(spec, spec["paths"][f"/{name}"]["post"]) == error_codes_in(modules)
 
 
-@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE)))
+@pytest.mark.parametrize("name", sorted(LOOKUPS))
+def test_openapi_lookup_errors_are_exactly_what_a_lookup_answers(spec, name):
+    modules = shared_modules_imported_by(ROOT / name / "__init__.py")
+    assert {"shared.status", "shared.identity", "shared.api"} <= modules
+    in_code = error_codes_in(modules)
+    assert all(codes <= in_code.get(status, set()) | {"internal_error"} for status, codes in LOOKUP_CODES.items())
+    assert documented_error_codes(spec, spec["paths"][LOOKUPS[name]]["get"]) == LOOKUP_CODES
+
+
+@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS)))
 def test_openapi_webhook_errors_are_exactly_the_codes_the_webhook_decorator_answers(spec, name):
     # The handlers' own shared imports (is_blocked, twiml) never raise: what a webhook can answer is what the
     # decorator's verify() and the modules it calls raise.
@@ -372,7 +388,7 @@ def test_openapi_429_has_retry_after_and_405_has_allow(spec):
         assert resolve(spec, responses["405"]["headers"]["Allow"])["required"] is True, (path, method)
 
 
-@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE)))
+@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS)))
 def test_openapi_webhooks_take_the_twilio_signature_and_answer_twiml(spec, name):
     item = spec["paths"][f"/{name}"]
     for method in functions()[name]["methods"]:
