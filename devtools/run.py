@@ -146,12 +146,19 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
                          f"TOKEN=$(curl -s -X POST {sandbox_url}/_sandbox/token -H 'Content-Type: application/json' "
                          "-d '{\"sub\": \"alice\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)"
                          "[\"access_token\"])')"))
+    sms = f"curl -s -X POST {app_url}/api/send_sms{auth} -H 'Idempotency-Key: demo-sms-1' " \
+          f"-H 'Content-Type: application/json' -d '{{\"to\": \"{DEMO_RECIPIENT}\", \"body\": \"Hello from Azure Functions\"}}'"
+    call = f"curl -s -X POST {app_url}/api/make_call{auth} -H 'Content-Type: application/json' " \
+           f"-d '{{\"to\": \"{DEMO_RECIPIENT}\", \"message\": \"Hello! This is your app calling.\"}}'"
+    sid = ("| python3 -c 'import json,sys; answer = json.load(sys.stdin); print(json.dumps(answer), file=sys.stderr); "
+           "print(answer[\"sid\"])'")  # shows the answer, keeps the SID
     examples += [
-        ("Send an SMS", f"curl -s -X POST {app_url}/api/send_sms{auth} -H 'Content-Type: application/json' "
-                        f"-d '{{\"to\": \"{DEMO_RECIPIENT}\", \"body\": \"Hello from Azure Functions\"}}'"),
-        ("Place a call that speaks a message",
-         f"curl -s -X POST {app_url}/api/make_call{auth} -H 'Content-Type: application/json' "
-         f"-d '{{\"to\": \"{DEMO_RECIPIENT}\", \"message\": \"Hello! This is your app calling.\"}}'"),
+        ("Send an SMS with an Idempotency-Key (its SID goes into $SMS)", f"SMS=$({sms} {sid})"),
+        ("Send it again with the same key: the first answer, replayed (Idempotent-Replayed: true), nothing sent",
+         sms.replace("curl -s ", "curl -s -i ", 1)),
+        ("Place a call that speaks a message (its SID goes into $CALL)", f"CALL=$({call} {sid})"),
+        ("What became of them (a few seconds later: delivered, completed)",
+         f"curl -s {app_url}/api/messages/$SMS{auth}; echo; curl -s {app_url}/api/calls/$CALL{auth}"),
     ]
     if sandbox_url:
         examples += [

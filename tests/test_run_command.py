@@ -209,25 +209,32 @@ def test_bootstrap_venv_made_by_another_python_is_rebuilt(scripts):
 
 # -- devtools.run ------------------------------------------------------------------------------------------------
 
-def test_run_command_printed_curls_send_sms_place_call_and_get_inbound_reply(start, app):
+def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_inbound(start, app):
     (app / "node_modules").symlink_to(ROOT / "node_modules")  # Azurite, as installed by the tests' npm ci
     node()
     command = start("--sandbox", "always", env=clean_env(AzureWebJobsStorage="UseDevelopmentStorage=true"))
     command.wait_for_ready()
-    token, *curls = [line for line in command.lines if line.startswith(("curl ", "TOKEN="))]
-    assert token.startswith("TOKEN=") and len(curls) == 5
-    script = "\n".join([token] + [f"{line}; echo; echo @@@" for line in curls])  # one shell, as a user pastes
-    results = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60).stdout
-    sms, call, inbound_sms, inbound_call, activity = results.split("@@@")[:5]
-    assert json.loads(sms)["sid"].startswith("SM")
-    assert json.loads(call)["sid"].startswith("CA")
+    examples = command.output.split("Try it (copy-paste):")[1].split("Ready.")[0]
+    lines = [line for line in examples.splitlines() if line and not line.startswith("#")]
+    assert [line.split("=")[0] for line in lines[:2]] == ["TOKEN", "SMS"] and len(lines) == 8
+    script = "\n".join(f"{line}; echo; echo @@@" if line.startswith("curl ") else line for line in lines[:4])
+    script += "\nsleep 3\n" + "\n".join(f"{line}; echo; echo @@@" for line in lines[4:])  # callbacks arrive
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    replay, status, inbound_sms, inbound_call, activity = done.stdout.split("@@@")[:5]
+    first_sms = json.loads(done.stderr.splitlines()[0])  # the answer shown to the user
+    assert first_sms["sid"].startswith("SM")
+    assert "Idempotent-Replayed: true" in replay and first_sms["sid"] in replay
+    message, call = (json.loads(part) for part in status.strip().split("\n"))
+    assert (message["sid"], message["status"]) == (first_sms["sid"], "delivered")
+    assert call["sid"].startswith("CA") and call["status"] == "completed"
     assert "<Message>Hey, thanks for the ping!" in json.loads(inbound_sms)["twiml"]
     assert "<Say>" in json.loads(inbound_call)["twiml"]
     kinds = [event["type"] for event in json.loads(activity)]
-    assert "rest.request" in kinds and "inbound.sms" in kinds
-    assert "Authorization: Bearer $TOKEN" in curls[0]  # the mobile API is called as a signed-in user
+    assert "status_callback" in kinds and "inbound.sms" in kinds
+    assert 'Authorization: Bearer $TOKEN' in lines[1]  # the mobile API is called as a signed-in user
+    assert len([r for r in json.loads(activity) if r["type"] == "rest.request" and r["method"] == "POST"
+                and r["path"].endswith("/Messages.json")]) == 1  # the replay sent nothing
     assert any(line.startswith("State: Azurite") for line in command.lines)
-    assert any(line.startswith("[sandbox] REST POST") for line in command.lines)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
