@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The single test command (README, CI): makes .venv with ${PYTHON:-python3} (3.11+), installs the app and dev
-# requirements, runs every test. Extra arguments go to pytest, e.g. ./test.sh tests/test_send_sms.py -q
+# requirements, runs every test on TEST_WORKERS (default 3) parallel workers. Extra arguments go to pytest,
+# e.g. ./test.sh tests/test_send_sms.py -q
 set -euo pipefail
 cd "$(dirname "$0")"
 . devtools/bootstrap.sh
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" "$@"

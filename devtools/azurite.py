@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -28,12 +29,14 @@ def npm_ci() -> str:
     if node is None or npm is None:
         raise NodeMissing("Node.js 20+ with npm is not installed")
     digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
-    if not (LOCK_STAMP.is_file() and LOCK_STAMP.read_text() == digest):
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            raise NodeMissing(f"npm ci failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
-        LOCK_STAMP.write_text(digest)
+    with open(ROOT / ".npm-ci.lock", "w") as lock:  # parallel test workers: one installs, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (LOCK_STAMP.is_file() and LOCK_STAMP.read_text() == digest):
+            done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                raise NodeMissing(f"npm ci failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+            LOCK_STAMP.write_text(digest)
     return node
 
 
