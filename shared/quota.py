@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -14,7 +12,7 @@ from typing import Iterator, Literal
 from shared.errors import AppError
 from shared.phone import mask
 from shared.settings import Settings
-from shared.state import state_errors, table
+from shared.state import replace_if_unchanged, state_errors, table
 
 logger = logging.getLogger("shared.quota")
 
@@ -80,9 +78,7 @@ def _slots(settings: Settings, kind: Kind, identity: str, to: str, now: datetime
 
 def _take(settings: Settings, slot: Slot) -> bool:
     """Add one to the slot's counter unless it is at the limit (False); exact under any concurrency."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import UpdateMode
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
     client = table(settings, TABLE)
     for _ in range(MAX_TRIES):
@@ -98,31 +94,19 @@ def _take(settings: Settings, slot: Slot) -> bool:
         if entity["count"] >= slot.limit:
             return False
         entity["count"] += 1
-        try:
-            client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                                 match_condition=MatchConditions.IfNotModified)
+        if replace_if_unchanged(client, entity):
             return True
-        except ResourceModifiedError:
-            time.sleep(random.uniform(0, 0.01))
     raise AppError(503, "state_unavailable", "The quota counter is too busy; nothing was sent. Try again.")
 
 
 def _give_back(settings: Settings, slots: list[Slot]) -> None:
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceModifiedError
-    from azure.data.tables import UpdateMode
-
-    client = table(settings, TABLE) if slots else None
     for slot in slots:
+        client = table(settings, TABLE)
         for _ in range(MAX_TRIES):
-            entity = client.get_entity(slot.quota, slot.row)  # type: ignore[union-attr]
+            entity = client.get_entity(slot.quota, slot.row)
             entity["count"] = max(0, entity["count"] - 1)
-            try:
-                client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],  # type: ignore[union-attr]
-                                     match_condition=MatchConditions.IfNotModified)
+            if replace_if_unchanged(client, entity):
                 break
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.01))
 
 
 def _exceeded(slot: Slot) -> AppError:

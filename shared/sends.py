@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import random
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Mapping
 
 from shared.errors import AppError
 from shared.settings import Settings, SettingsError
-from shared.state import state_errors, table
+from shared.state import replace_if_unchanged, state_errors, table
 
 logger = logging.getLogger("shared.sends")
 
@@ -85,9 +83,7 @@ def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
 def move_forward(settings: Settings, kind: Kind, sid: str, changes: dict[str, Any], sequence: int | None) -> bool:
     """Apply changes if they move the record forward (ETag-conditional, retried on a lost race); False if the
     SID has no record."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import UpdateMode
+    from azure.core.exceptions import ResourceNotFoundError
 
     if not sid:
         return False
@@ -102,12 +98,8 @@ def move_forward(settings: Settings, kind: Kind, sid: str, changes: dict[str, An
         entity.update(changes, date_updated=now_iso())
         if sequence is not None:
             entity["sequence"] = sequence
-        try:
-            client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                                 match_condition=MatchConditions.IfNotModified)
+        if replace_if_unchanged(client, entity):
             return True
-        except ResourceModifiedError:
-            time.sleep(random.uniform(0, 0.01))
     raise AppError(503, "state_unavailable", "The send record is too busy.")
 
 

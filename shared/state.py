@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -68,6 +70,22 @@ def state_errors() -> Iterator[None]:
         logger.warning("Table Storage failed: %s", type(exc).__name__)
         raise AppError(503, "state_unavailable", "The app's state storage is unavailable; nothing was sent. "
                        "Try again later.") from None
+
+
+def replace_if_unchanged(client: TableClient, entity: Any) -> bool:
+    """Write a read entity back only if nobody changed it since (its ETag). False, after a short jittered pause,
+    when someone did: the caller reads it again and retries. No read-modify-write goes without this."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+    from azure.data.tables import UpdateMode
+
+    try:
+        client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
+                             match_condition=MatchConditions.IfNotModified)
+        return True
+    except ResourceModifiedError:
+        time.sleep(random.uniform(0, 0.01))
+        return False
 
 
 def _forget_clients_in_child() -> None:

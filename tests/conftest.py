@@ -109,6 +109,15 @@ def query_params(url: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
+@pytest.fixture
+def stateful(app_env: TwilioSandbox, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> TwilioSandbox:
+    """The app against the sandbox and Azurite, callers signed in through App Service Authentication (their
+    identity is the X-MS-CLIENT-PRINCIPAL-ID header); returns the sandbox."""
+    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    return app_env
+
+
 def json_request(url: str, payload: Any, method: str = "POST", headers: dict[str, str] | None = None) -> func.HttpRequest:
     """A mobile-API request with a JSON body (payload may be bytes to send as is)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

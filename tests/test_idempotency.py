@@ -23,12 +23,6 @@ CALL_URL = "http://localhost:7071/api/make_call"
 TO = "+14155550123"
 
 
-@pytest.fixture
-def keyed(app_env, azurite, monkeypatch):
-    """The app against the sandbox and Azurite, callers signed in through App Service Authentication."""
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    return app_env
 
 
 def sms(key: str | None = "k1", body: object = None, user: str = "alice", main=send_sms.main, url: str = SMS_URL):
@@ -41,20 +35,20 @@ def call(key: str | None = "c1", body: object = None):
     return sms(key, body if body is not None else {"to": TO, "message": "hi"}, main=make_call.main, url=CALL_URL)
 
 
-def test_idempotency_same_key_same_request_replays_201_without_second_create(keyed):
+def test_idempotency_same_key_same_request_replays_201_without_second_create(stateful):
     first, second = sms(), sms()
     assert (first.status_code, second.status_code) == (201, 201)
     assert body_of(second) == body_of(first)
     assert second.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_make_call_replays_too(keyed):
+def test_idempotency_make_call_replays_too(stateful):
     assert body_of(call()) == body_of(call())
-    assert creates(keyed, "Calls") == 1
+    assert creates(stateful, "Calls") == 1
 
 
-def test_idempotency_retry_differing_only_in_key_order_and_number_format_replays(keyed, monkeypatch):
+def test_idempotency_retry_differing_only_in_key_order_and_number_format_replays(stateful, monkeypatch):
     monkeypatch.setenv("DEFAULT_REGION", "US")
     first = sms(body=json.loads('{"to": "+14155550123", "body": "hello"}'))
     second = sms(body=json.loads('{"body": "hello", "to": "(415) 555-0123"}'))
@@ -62,40 +56,40 @@ def test_idempotency_retry_differing_only_in_key_order_and_number_format_replays
     assert body_of(second) == body_of(first)
 
 
-def test_idempotency_same_key_other_request_returns_422_key_reused(keyed):
+def test_idempotency_same_key_other_request_returns_422_key_reused(stateful):
     assert sms().status_code == 201
     response = sms(body={"to": TO, "body": "something else"})
     assert (response.status_code, body_of(response)["error"]["code"]) == (422, "idempotency_key_reused")
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_keys_are_scoped_per_identity(keyed):
+def test_idempotency_keys_are_scoped_per_identity(stateful):
     assert sms(user="alice").status_code == 201
     assert sms(user="bob", body={"to": TO, "body": "bob's"}).status_code == 201
-    assert creates(keyed, "Messages") == 2
+    assert creates(stateful, "Messages") == 2
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "clé", "tab\there", "new\nline"])
-def test_idempotency_invalid_key_returns_400_and_sends_nothing(keyed, key):
+def test_idempotency_invalid_key_returns_400_and_sends_nothing(stateful, key):
     response = sms(key)
     assert (response.status_code, body_of(response)["error"]["code"]) == (400, "invalid_idempotency_key")
-    assert keyed.requests == []
+    assert stateful.requests == []
 
 
-def test_idempotency_key_of_255_printable_characters_is_accepted(keyed):
+def test_idempotency_key_of_255_printable_characters_is_accepted(stateful):
     assert sms("~" + "a" * 253 + " ").status_code == 201
 
 
-def test_idempotency_504_is_replayed_not_resent(keyed, monkeypatch):
+def test_idempotency_504_is_replayed_not_resent(stateful, monkeypatch):
     monkeypatch.setenv("TWILIO_HTTP_TIMEOUT_SECONDS", "1")
-    keyed.inject_fault("hang")
+    stateful.inject_fault("hang")
     first = sms()
-    keyed.release_hangs()
+    stateful.release_hangs()
     second = sms()
     assert (first.status_code, second.status_code) == (504, 504)
     assert second.headers["Idempotent-Replayed"] == "true"
     assert body_of(second) == body_of(first)
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
 @pytest.mark.parametrize(("fault", "status", "code"), [
@@ -105,20 +99,20 @@ def test_idempotency_504_is_replayed_not_resent(keyed, monkeypatch):
     ({"kind": "reset"}, 502, "twilio_connection_lost"),
     ({"kind": "odd", "preset": "no_sid"}, 502, "twilio_bad_response"),
 ])
-def test_idempotency_outcome_of_a_request_that_reached_twilio_is_replayed(keyed, fault, status, code):
-    keyed.inject_fault(fault.pop("kind"), **fault)
+def test_idempotency_outcome_of_a_request_that_reached_twilio_is_replayed(stateful, fault, status, code):
+    stateful.inject_fault(fault.pop("kind"), **fault)
     first, second = sms(), sms()
     assert (first.status_code, body_of(first)["error"]["code"]) == (status, code)
     assert second.status_code == status and second.headers["Idempotent-Replayed"] == "true"
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_validation_error_is_not_stored_so_a_corrected_retry_sends(keyed):
+def test_idempotency_validation_error_is_not_stored_so_a_corrected_retry_sends(stateful):
     assert sms(body={"to": "+1415", "body": "hello"}).status_code == 400
     assert sms().status_code == 201
 
 
-def test_idempotency_quota_429_is_not_stored(keyed, monkeypatch):
+def test_idempotency_quota_429_is_not_stored(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
     assert sms("a").status_code == 201
     assert sms("b", body={"to": TO, "body": "second"}).status_code == 429
@@ -126,37 +120,37 @@ def test_idempotency_quota_429_is_not_stored(keyed, monkeypatch):
     assert sms("b", body={"to": TO, "body": "second"}).status_code == 201
 
 
-def test_idempotency_503_is_not_stored(keyed, monkeypatch):
+def test_idempotency_503_is_not_stored(stateful, monkeypatch):
     monkeypatch.delenv("TWILIO_PHONE_NUMBER")
     assert sms().status_code == 503
     monkeypatch.setenv("TWILIO_PHONE_NUMBER", "+15005550006")
     assert sms().status_code == 201
 
 
-def test_idempotency_replay_takes_no_quota(keyed, monkeypatch):
+def test_idempotency_replay_takes_no_quota(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
     assert [sms().status_code for _ in range(3)] == [201, 201, 201]
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_request_while_first_in_flight_returns_409_retry_after(keyed):
-    keyed.inject_fault("trickle", chunk_bytes=64, interval=0.1)  # the first answer takes about 2 s to arrive
+def test_idempotency_request_while_first_in_flight_returns_409_retry_after(stateful):
+    stateful.inject_fault("trickle", chunk_bytes=64, interval=0.1)  # the first answer takes about 2 s to arrive
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(response=sms()))
     worker.start()
-    assert keyed.wait_for(lambda: keyed.requests, timeout=5)  # the first request has reached Twilio
+    assert stateful.wait_for(lambda: stateful.requests, timeout=5)  # the first request has reached Twilio
     second = sms()
     worker.join(10)
     assert (second.status_code, body_of(second)["error"]["code"]) == (409, "idempotency_in_progress")
     assert second.headers["Retry-After"] == "1"
     assert first["response"].status_code == 201
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_concurrent_same_key_makes_exactly_one_create(keyed):
+def test_idempotency_concurrent_same_key_makes_exactly_one_create(stateful):
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = sorted(pool.map(lambda _: sms().status_code, range(8)))
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
     assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
 
 
@@ -177,11 +171,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_idempotency_two_processes_same_key_make_exactly_one_create(keyed):
+def test_idempotency_two_processes_same_key_make_exactly_one_create(stateful):
     workers = [subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, stdout=subprocess.PIPE, text=True)
                for _ in range(2)]
     statuses = [s for worker in workers for s in json.loads(worker.communicate(timeout=120)[0])]
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
     assert 201 in statuses and set(statuses) <= {201, 409}
 
 
@@ -198,7 +192,7 @@ def put_record(azurite, key: str, **fields) -> None:
             {"PartitionKey": record_key("alice", key), "RowKey": "", **fields})
 
 
-def test_idempotency_in_flight_record_of_a_dead_worker_returns_502_outcome_unknown(keyed, azurite):
+def test_idempotency_in_flight_record_of_a_dead_worker_returns_502_outcome_unknown(stateful, azurite):
     assert sms("other").status_code == 201  # the app has created its table
     now = datetime.now(timezone.utc)
     from shared.idempotency import fingerprint
@@ -212,10 +206,10 @@ def test_idempotency_in_flight_record_of_a_dead_worker_returns_502_outcome_unkno
     error = body_of(response)["error"]
     assert (response.status_code, error["code"]) == (502, "outcome_unknown")
     assert "status lookup" in error["message"]
-    assert creates(keyed, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_expired_key_may_be_reused_for_another_request(keyed, azurite):
+def test_idempotency_expired_key_may_be_reused_for_another_request(stateful, azurite):
     assert sms("other").status_code == 201
     past = datetime.now(timezone.utc) - timedelta(hours=1)
     put_record(azurite, "k1", fingerprint="0" * 64, state="done", status=201, body="{}", headers="{}",
@@ -223,23 +217,21 @@ def test_idempotency_expired_key_may_be_reused_for_another_request(keyed, azurit
     first = sms()  # an expired record, even of another request: the key starts afresh
     assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
     assert sms().headers["Idempotent-Replayed"] == "true"
-    assert creates(keyed, "Messages") == 2
+    assert creates(stateful, "Messages") == 2
 
 
 @pytest.mark.parametrize("value", ["0", "721", "a day"])
-def test_idempotency_ttl_setting_invalid_returns_503_naming_it(keyed, monkeypatch, value):
+def test_idempotency_ttl_setting_invalid_returns_503_naming_it(stateful, monkeypatch, value):
     monkeypatch.setenv("IDEMPOTENCY_TTL_HOURS", value)
     assert "IDEMPOTENCY_TTL_HOURS" in body_of(sms())["error"]["message"]
 
 
-def test_idempotency_storage_down_with_key_is_503_and_without_key_sends(app_env, monkeypatch):
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+def test_idempotency_storage_down_with_key_is_503_and_without_key_sends(stateful, monkeypatch):
     own = Azurite(node(), free_port()).start()
     monkeypatch.setenv("AzureWebJobsStorage", own.connection_string)
     assert sms("before").status_code == 201
     own.stop()
     response = sms("after")
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
-    assert creates(app_env, "Messages") == 1
+    assert creates(stateful, "Messages") == 1
     assert sms(None).status_code == 201  # no key: no promise that needs state

@@ -22,12 +22,6 @@ TO = "+14155550123"
 OTHER = "+14155550124"
 
 
-@pytest.fixture
-def signed_in(app_env, azurite, monkeypatch):
-    """The app with App Service Authentication on (the identity is X-MS-CLIENT-PRINCIPAL-ID) and Azurite."""
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    return app_env
 
 
 def sms(user: str = "alice", to: str = TO, body: str = "hi"):
@@ -49,36 +43,36 @@ def seconds_to_midnight() -> int:
     return 86400 - (now.hour * 3600 + now.minute * 60 + now.second) + 1
 
 
-def test_quota_per_user_sms_over_limit_returns_429_and_other_users_still_send(signed_in, monkeypatch):
+def test_quota_per_user_sms_over_limit_returns_429_and_other_users_still_send(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "2")
     assert [sms().status_code for _ in range(2)] == [201, 201]
     assert_quota_exceeded(sms(), "QUOTA_SMS_PER_USER_PER_DAY", seconds_to_midnight())
     assert sms("bob").status_code == 201
-    assert creates(signed_in, "Messages") == 3
+    assert creates(stateful, "Messages") == 3
 
 
-def test_quota_per_user_calls_counts_calls_not_sms(signed_in, monkeypatch):
+def test_quota_per_user_calls_counts_calls_not_sms(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_CALLS_PER_USER_PER_DAY", "1")
     assert call().status_code == 201
     assert_quota_exceeded(call(), "QUOTA_CALLS_PER_USER_PER_DAY", seconds_to_midnight())
     assert sms().status_code == 201
-    assert creates(signed_in, "Calls") == 1
+    assert creates(stateful, "Calls") == 1
 
 
-def test_quota_app_wide_sms_is_shared_by_every_user(signed_in, monkeypatch):
+def test_quota_app_wide_sms_is_shared_by_every_user(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "2")
     assert (sms("alice").status_code, sms("bob").status_code) == (201, 201)
     assert_quota_exceeded(sms("carol"), "QUOTA_SMS_PER_DAY", seconds_to_midnight())
 
 
-def test_quota_per_destination_counts_sms_and_calls_together_per_hour(signed_in, monkeypatch):
+def test_quota_per_destination_counts_sms_and_calls_together_per_hour(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_PER_DESTINATION_PER_HOUR", "2")
     assert (sms("alice").status_code, call("bob").status_code) == (201, 201)
     assert_quota_exceeded(sms("carol"), "QUOTA_PER_DESTINATION_PER_HOUR", 3600)
     assert sms("carol", to=OTHER).status_code == 201
 
 
-def test_quota_over_one_limit_gives_back_the_slots_already_taken(signed_in, monkeypatch, azurite):
+def test_quota_over_one_limit_gives_back_the_slots_already_taken(stateful, monkeypatch, azurite):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "1")
     assert sms("alice").status_code == 201
@@ -87,29 +81,29 @@ def test_quota_over_one_limit_gives_back_the_slots_already_taken(signed_in, monk
     assert counts == {"QUOTA_SMS_PER_USER_PER_DAY": 1, "QUOTA_SMS_PER_DAY": 1}  # bob's user slot went back
 
 
-def test_quota_twilio_422_gives_the_slot_back(signed_in, monkeypatch):
+def test_quota_twilio_422_gives_the_slot_back(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
-    signed_in.inject_fault("status", status=400, body={"code": 21211, "message": "Invalid 'To'", "status": 400})
+    stateful.inject_fault("status", status=400, body={"code": 21211, "message": "Invalid 'To'", "status": 400})
     assert sms().status_code == 422
     assert sms().status_code == 201
 
 
 @pytest.mark.parametrize("fault", [{"kind": "status", "status": 500}, {"kind": "reset"}])
-def test_quota_twilio_5xx_or_lost_connection_keeps_the_slot(signed_in, monkeypatch, fault):
+def test_quota_twilio_5xx_or_lost_connection_keeps_the_slot(stateful, monkeypatch, fault):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
-    signed_in.inject_fault(fault.pop("kind"), **fault)
+    stateful.inject_fault(fault.pop("kind"), **fault)
     assert sms().status_code == 502  # the SMS may exist, so it counts
     assert sms().status_code == 429
 
 
-def test_quota_invalid_request_takes_no_slot(signed_in, monkeypatch):
+def test_quota_invalid_request_takes_no_slot(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
     assert sms(to="+1415").status_code == 400
     assert sms().status_code == 201
 
 
 @pytest.mark.parametrize("value", ["ten", "-1", "1.5"])
-def test_quota_invalid_setting_returns_503_naming_it(signed_in, monkeypatch, value):
+def test_quota_invalid_setting_returns_503_naming_it(stateful, monkeypatch, value):
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", value)
     response = sms()
     assert response.status_code == 503
@@ -138,12 +132,12 @@ def test_quota_storage_down_returns_503_state_unavailable_and_sends_nothing(app_
     assert creates(app_env, "Messages") == 1
 
 
-def test_quota_64_concurrent_sends_exactly_the_limit_succeed(signed_in, monkeypatch):
+def test_quota_64_concurrent_sends_exactly_the_limit_succeed(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "10")
     with ThreadPoolExecutor(max_workers=64) as pool:
         statuses = sorted(pool.map(lambda i: sms(body=f"n{i}").status_code, range(64)))
     assert statuses == [201] * 10 + [429] * 54
-    assert creates(signed_in, "Messages") == 10
+    assert creates(stateful, "Messages") == 10
 
 
 WORKER = textwrap.dedent("""
@@ -163,13 +157,13 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_quota_two_processes_sharing_azurite_exactly_the_limit_succeed(signed_in, monkeypatch):
+def test_quota_two_processes_sharing_azurite_exactly_the_limit_succeed(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "10")
     workers = [subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, stdout=subprocess.PIPE, text=True)
                for _ in range(2)]  # the environment (settings) is inherited: two instances of one app
     statuses = sorted(s for worker in workers for s in json.loads(worker.communicate(timeout=120)[0]))
     assert statuses == [201] * 10 + [429] * 54
-    assert creates(signed_in, "Messages") == 10
+    assert creates(stateful, "Messages") == 10
 
 
 def test_quota_per_user_counts_the_bearer_tokens_subject(app_env, azurite, monkeypatch):

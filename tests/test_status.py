@@ -24,12 +24,10 @@ TO = "+14155550123"
 
 
 @pytest.fixture
-def tracked(app_env, azurite, monkeypatch):
-    """Signed-in callers (App Service Authentication), Azurite, and a public origin: callbacks are registered."""
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+def tracked(stateful, monkeypatch):
+    """The stateful app with a public origin: its sends register status callbacks."""
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://app.example.com")
-    return app_env
+    return stateful
 
 
 def sent_sms(user: str = "alice") -> str:
@@ -70,11 +68,9 @@ def test_send_with_its_own_status_callback_registers_that_one_only(tracked):
     assert create["StatusCallback"] == ["https://mine.example/cb"]
 
 
-def test_send_without_public_origin_registers_no_callback(app_env, azurite, monkeypatch):
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+def test_send_without_public_origin_registers_no_callback(stateful, monkeypatch):
     sent_sms()
-    [create] = [r["form"] for r in app_env.requests if r["method"] == "POST"]
+    [create] = [r["form"] for r in stateful.requests if r["method"] == "POST"]
     assert "StatusCallback" not in create
 
 
@@ -157,36 +153,30 @@ def test_status_callback_forgery_is_403_and_changes_nothing(tracked, monkeypatch
     assert body_of(lookup("message", sid))["status"] == "queued"
 
 
-def test_lookup_without_callbacks_refreshes_from_twilio(app_env, azurite, monkeypatch):
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+def test_lookup_without_callbacks_refreshes_from_twilio(stateful, monkeypatch):
     sid = sent_sms()  # no public origin: no callback, so the lookup asks Twilio
-    assert app_env.wait_for(lambda: app_env.messages[0]["status"] == "delivered", timeout=5)
+    assert stateful.wait_for(lambda: stateful.messages[0]["status"] == "delivered", timeout=5)
     body = body_of(lookup("message", sid))
     assert body["status"] == "delivered"
-    fetches = [r for r in app_env.requests if r["method"] == "GET"]
+    fetches = [r for r in stateful.requests if r["method"] == "GET"]
     assert len(fetches) == 1 and fetches[0]["path"].endswith(f"/Messages/{sid}.json")
     body_of(lookup("message", sid))  # final now: no second fetch
-    assert len([r for r in app_env.requests if r["method"] == "GET"]) == 1
+    assert len([r for r in stateful.requests if r["method"] == "GET"]) == 1
 
 
-def test_lookup_refresh_twilio_error_maps_as_for_the_sends(app_env, azurite, monkeypatch):
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+def test_lookup_refresh_twilio_error_maps_as_for_the_sends(stateful, monkeypatch):
     sid = sent_sms()
-    app_env.inject_fault("status", status=503, method="GET")
+    stateful.inject_fault("status", status=503, method="GET")
     response = lookup("message", sid)
     assert (response.status_code, body_of(response)["error"]["code"]) == (502, "twilio_unavailable")
 
 
 # -- end to end: the sandbox delivers the callbacks shuffled and duplicated, over HTTP -----------------------------
 @pytest.fixture
-def host(app_env, azurite, monkeypatch) -> Iterator:
+def host(stateful, monkeypatch) -> Iterator:
     from devtools.local_host import LocalHost
     from tests.conftest import ROOT
 
-    monkeypatch.setenv("AUTH_EASY_AUTH", "true")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     with LocalHost(ROOT, host="127.0.0.1", port=0, function_key="").start() as running:
         monkeypatch.setenv("PUBLIC_BASE_URL", running.base_url)
         yield running
