@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
 
 import azure.functions as func
-import requests
 
 from shared.errors import AppError
 from shared.settings import Settings, SettingsError
@@ -38,6 +38,12 @@ def caller_identity(req: func.HttpRequest, settings: Settings) -> str:
         return principal
     _warn_anonymous()
     return ANONYMOUS
+
+
+def voice_identity(identity: str) -> str:
+    """The caller's identity as Twilio Voice SDK client and per-user quota subject: letters, digits and '_' are kept,
+    every other character becomes '_' ('auth0|5f3c' -> 'auth0_5f3c')."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", identity)
 
 
 def _token_subject(req: func.HttpRequest, settings: Settings) -> str:
@@ -95,6 +101,7 @@ class _KeySet:
 
 def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
     """{kid: PyJWK} of the JWKS's asymmetric signing keys; 503 auth_unavailable if it cannot be had."""
+    import requests
     from jwt import PyJWK
     from jwt.exceptions import PyJWKError
 
@@ -119,6 +126,8 @@ def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
 
 
 def _get_json(url: str) -> Any:
+    import requests
+
     response = requests.get(url, timeout=JWKS_TIMEOUT_SECONDS, allow_redirects=False)
     response.raise_for_status()
     return response.json()

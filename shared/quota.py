@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator, Literal
 
 from shared.errors import AppError
+from shared.identity import voice_identity
 from shared.phone import mask
 from shared.settings import Settings
 from shared.state import replace_if_unchanged, state_errors, table
@@ -71,7 +72,7 @@ def _slots(settings: Settings, kind: Kind, identity: str, to: str, now: datetime
         else:
             start = now.replace(hour=0, minute=0, second=0, microsecond=0)
             window, end = start.strftime("%Y-%m-%d"), start + timedelta(days=1)
-        who = {"user": identity, "app": "app", "to": to}[subject]
+        who = {"user": voice_identity(identity), "app": "app", "to": to}[subject]  # make_call = in-app calls
         slots.append(Slot(quota, limit, f"{window}-{hashlib.sha256(who.encode()).hexdigest()}", end))
     return slots
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from shared.errors import AppError
@@ -14,6 +15,8 @@ DEFAULT_SMS_AUTO_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
 DEFAULT_VOICE_GREETING = "Hello! Thanks for calling. Goodbye."
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
 DEFAULT_IDEMPOTENCY_TTL_HOURS = 24
+DEFAULT_VOICEMAIL_GREETING = "Please leave a message after the beep."
+CALL_FLOWS = ("greeting", "forward", "menu", "voicemail")
 HOST_AND_PORT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # WEBSITE_HOSTNAME under `func start`: not public
 
@@ -25,6 +28,8 @@ SETTING_NAMES = (
     "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_EASY_AUTH", "WEBSITE_AUTH_ENABLED",
     "QUOTA_SMS_PER_USER_PER_DAY", "QUOTA_CALLS_PER_USER_PER_DAY", "QUOTA_SMS_PER_DAY", "QUOTA_CALLS_PER_DAY",
     "QUOTA_PER_DESTINATION_PER_HOUR", "IDEMPOTENCY_TTL_HOURS",
+    "TWILIO_TWIML_APP_SID", "TWILIO_PUSH_CREDENTIAL_SID", "VOICE_TOKEN_TTL_SECONDS", "INBOUND_CALL_FLOW", "FORWARD_TO",
+    "FORWARD_TIMEOUT_SECONDS", "CALL_MENU", "VOICEMAIL_GREETING", "VOICEMAIL_MAX_SECONDS", "VOICEMAIL_NOTIFY_SMS",
     "AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri",
 )
 QUOTA_SETTINGS = tuple(name for name in SETTING_NAMES if name.startswith("QUOTA_"))
@@ -78,6 +83,16 @@ class Settings:
     website_auth_enabled: bool  # App Service Authentication is on: only then is X-MS-CLIENT-PRINCIPAL-ID trusted
     quotas: Mapping[str, int]  # QUOTA_* setting -> limit, only those set above 0
     idempotency_ttl_hours: int
+    twiml_app_sid: str | None
+    push_credential_sid: str | None
+    voice_token_ttl: int
+    inbound_call_flow: str
+    forward_to: tuple[str, ...]  # E.164 numbers and client:<identity>
+    forward_timeout: int
+    call_menu: Mapping[str, Any] | None  # {"prompt": str, "options": {digit: {"say"|"forward"|"voicemail": ...}}}
+    voicemail_greeting: str
+    voicemail_max_seconds: int
+    voicemail_notify_sms: str | None
     storage_connection_string: str | None
     storage_account_name: str | None
     storage_table_uri: str | None
@@ -127,6 +142,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             return None
 
     region = checked("DEFAULT_REGION", _region) if values["DEFAULT_REGION"] else None
+    prefixes = checked("ALLOWED_DESTINATION_PREFIXES", _prefixes) or ()
+    countries = checked("ALLOWED_DESTINATION_COUNTRIES", _regions) or frozenset()
+
+    def callable_number(raw: str) -> str:  # a number the app may dial: valid, premium-free, allowed
+        return _callable(raw, region, prefixes, countries)
+
     settings = Settings(
         account_sid=values["TWILIO_ACCOUNT_SID"] or None,
         auth_token=values["TWILIO_AUTH_TOKEN"] or None,
@@ -143,8 +164,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         voice_language=values["VOICE_LANGUAGE"] or None,
         sms_auto_reply=values["SMS_AUTO_REPLY"] or DEFAULT_SMS_AUTO_REPLY,
         blocked_numbers=checked("BLOCKED_NUMBERS", lambda raw: _blocked(raw, region)) or frozenset(),
-        allowed_destination_prefixes=checked("ALLOWED_DESTINATION_PREFIXES", _prefixes) or (),
-        allowed_destination_countries=checked("ALLOWED_DESTINATION_COUNTRIES", _regions) or frozenset(),
+        allowed_destination_prefixes=prefixes,
+        allowed_destination_countries=countries,
         default_region=region,
         auth_issuer=checked("AUTH_ISSUER", _url),
         auth_audience=values["AUTH_AUDIENCE"] or None,
@@ -153,6 +174,17 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         website_auth_enabled=values["WEBSITE_AUTH_ENABLED"].lower() == "true",
         quotas={name: limit for name in QUOTA_SETTINGS if (limit := checked(name, _count))},
         idempotency_ttl_hours=checked("IDEMPOTENCY_TTL_HOURS", _hours) or DEFAULT_IDEMPOTENCY_TTL_HOURS,
+        twiml_app_sid=values["TWILIO_TWIML_APP_SID"] or None,
+        push_credential_sid=values["TWILIO_PUSH_CREDENTIAL_SID"] or None,
+        voice_token_ttl=checked("VOICE_TOKEN_TTL_SECONDS", lambda raw: _whole(raw, 60, 86400)) or 3600,
+        inbound_call_flow=checked("INBOUND_CALL_FLOW", _flow) or "greeting",
+        forward_to=checked("FORWARD_TO", lambda raw: tuple(
+            item if _is_client(item) else callable_number(item) for item in _split_list(raw))) or (),
+        forward_timeout=checked("FORWARD_TIMEOUT_SECONDS", lambda raw: _whole(raw, 5, 600)) or 20,
+        call_menu=checked("CALL_MENU", lambda raw: _menu(raw, callable_number)),
+        voicemail_greeting=values["VOICEMAIL_GREETING"] or DEFAULT_VOICEMAIL_GREETING,
+        voicemail_max_seconds=checked("VOICEMAIL_MAX_SECONDS", lambda raw: _whole(raw, 1, 14400)) or 120,
+        voicemail_notify_sms=checked("VOICEMAIL_NOTIFY_SMS", lambda raw: callable_number(raw) if raw else None),
         storage_connection_string=values["AzureWebJobsStorage"] or None,
         storage_account_name=values["AzureWebJobsStorage__accountName"] or None,
         storage_table_uri=checked("AzureWebJobsStorage__tableServiceUri", _url),
@@ -218,6 +250,61 @@ def _hours(raw: str) -> int | None:
     if not raw.isdigit() or not 1 <= int(raw) <= 720:
         raise ValueError(raw)
     return int(raw)
+
+
+def _whole(raw: str, low: int, high: int) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _flow(raw: str) -> str | None:
+    if raw and raw.lower() not in CALL_FLOWS:
+        raise ValueError(raw)
+    return raw.lower() or None
+
+
+def _is_client(raw: str) -> bool:
+    return raw.startswith("client:") and re.fullmatch(r"[A-Za-z0-9_]{1,121}", raw[len("client:"):]) is not None
+
+
+def _callable(raw: str, region: str | None, prefixes: tuple[str, ...], countries: frozenset[str]) -> str:
+    """raw in E.164 if the destination guard lets the app dial it (never premium); ValueError otherwise."""
+    from shared.phone import require_allowed_destination, to_e164
+
+    try:
+        number = to_e164(raw.strip(), "number", region)
+        require_allowed_destination(number, prefixes, countries)
+    except AppError:
+        raise ValueError(raw) from None
+    return number
+
+
+def _menu(raw: str, callable_number: Any) -> dict[str, Any] | None:
+    """CALL_MENU: {"prompt": text, "options": {"1": {"say": text} | {"forward": number} | {"voicemail": true}}}."""
+    if not raw:
+        return None
+    menu = json.loads(raw)  # a JSONDecodeError is a ValueError
+    options = menu.get("options") if isinstance(menu, dict) else None
+    if not (isinstance(menu.get("prompt"), str) and menu["prompt"].strip() and isinstance(options, dict) and options):
+        raise ValueError("CALL_MENU needs a prompt and options")
+    checked = {}
+    for digit, option in options.items():
+        if not (isinstance(digit, str) and re.fullmatch(r"[0-9*#]", digit) and isinstance(option, dict)
+                and len(option) == 1):
+            raise ValueError(f"bad option {digit!r}")
+        (action, value), = option.items()
+        if action == "say" and isinstance(value, str) and value.strip():
+            checked[digit] = {"say": value}
+        elif action == "forward" and isinstance(value, str):
+            checked[digit] = {"forward": callable_number(value)}
+        elif action == "voicemail" and value is True:
+            checked[digit] = {"voicemail": True}
+        else:
+            raise ValueError(f"bad option {digit!r}")
+    return {"prompt": menu["prompt"], "options": checked}
 
 
 def _timeout(raw: str) -> float | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import azure.functions as func
 
 from shared.fields import NOT_XML_CHARS
@@ -22,6 +24,65 @@ def reject() -> str:
 
     response = VoiceResponse()
     response.reject()
+    return response.to_xml(xml_declaration=True)
+
+
+def refuse(text: str) -> str:
+    """<Say>text</Say><Hangup/>: a short reason, and the call ends (never a <Dial>)."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(xml_safe(text))
+    response.hangup()
+    return response.to_xml(xml_declaration=True)
+
+
+def hangup() -> str:
+    """<Response><Hangup/></Response>."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.hangup()
+    return response.to_xml(xml_declaration=True)
+
+
+def dial(targets: Iterable[str], *, caller_id: str | None = None, timeout: int | None = None,
+         action: str | None = None) -> str:
+    """<Dial> ringing every target at once: E.164 numbers as <Number>, client:<name> as <Client>."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    verb = response.dial(caller_id=caller_id, timeout=timeout, action=action, method="POST" if action else None)
+    for target in targets:
+        if target.startswith("client:"):
+            verb.client(target[len("client:"):])
+        else:
+            verb.number(target)
+    return response.to_xml(xml_declaration=True)
+
+
+def gather(prompt: str, action: str, before: str | None = None) -> str:
+    """[<Say>before</Say>] <Gather numDigits=1 action actionOnEmptyResult><Say>prompt</Say></Gather>."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    if before:
+        response.say(xml_safe(before))
+    response.gather(num_digits=1, action=action, method="POST", action_on_empty_result=True).say(xml_safe(prompt))
+    return response.to_xml(xml_declaration=True)
+
+
+def record(greeting: str, max_length: int, action: str, status_callback: str) -> str:
+    """<Say>greeting</Say><Record maxLength playBeep action recordingStatusCallback/>, and a goodbye when nothing
+    was recorded (Twilio then goes on to the next verb)."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(xml_safe(greeting))
+    response.record(max_length=max_length, play_beep=True, action=action, method="POST",
+                    recording_status_callback=status_callback, recording_status_callback_method="POST")
+    response.say("No message was recorded. Goodbye.")
+    response.hangup()
     return response.to_xml(xml_declaration=True)
 
 

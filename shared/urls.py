@@ -40,6 +40,7 @@ def signed_url_candidates(req: func.HttpRequest, settings: Settings) -> list[str
 
 
 STATUS_CALLBACK_PATH = "/api/status_callback"
+VOICE_WEBHOOK_PATH = "/api/voice_webhook"
 
 
 def status_callback_url(settings: Settings) -> str | None:

@@ -13,13 +13,12 @@ from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.phone import mask
 from shared.settings import Settings
 from shared.twilio_client import create, twilio_errors
-from shared.urls import status_callback_url
+from shared.urls import VOICE_WEBHOOK_PATH, status_callback_url
 
 logger = logging.getLogger("shared.voice")
 
 MAX_MESSAGE_CHARS = 1000
 FIELDS = ("to", "from", "message", "voice", "language", "status_callback")
-VOICE_WEBHOOK_PATH = "/api/voice_webhook"
 MAX_TWILIO_URL_CHARS = 4000  # Twilio refuses longer URL parameters
 CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]  # StatusCallbackEvent, sent as a repeated parameter
 

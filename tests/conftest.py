@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 ACCOUNT_SID = "AC" + "5ec7e75ec7e75ec7e75ec7e75ec7e75e"
 AUTH_TOKEN = "authtoken-SECRET-4f1d2e3c"
 API_KEY_SID = "SK" + "6b1e6b1e6b1e6b1e6b1e6b1e6b1e6b1e"
-API_KEY_SECRET = "apikeysecret-SECRET-9a8b7c"
+API_KEY_SECRET = "apikeysecret-SECRET-9a8b7c0d1e2f3a4b"  # 32+ bytes, as a real one
 SENDER = "+15005550006"  # Twilio's magic "always succeeds" sender
 RECIPIENT = "+14155550123"
 

@@ -21,6 +21,7 @@ FUNCTIONS = {  # name: (authLevel, methods, route)
     "status_callback": ("anonymous", ["post"], None),
     "message_status": ("function", ["get"], "messages/{sid}"),
     "call_status": ("function", ["get"], "calls/{sid}"),
+    "voice_token": ("function", ["post"], None),
 }
 
 

@@ -24,7 +24,7 @@ openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
 SPEC_PATH = ROOT / "openapi.yaml"
 MOBILE = {"send_sms": "shared.messaging", "make_call": "shared.voice"}
-LOOKUPS = {"message_status": "/messages/{sid}", "call_status": "/calls/{sid}"}
+LOOKUPS = {"message_status": "/messages/{sid}", "call_status": "/calls/{sid}", "voice_token": "/voice_token"}
 # What a lookup can answer (the modules it imports also hold the request-body parsing it never uses).
 LOOKUP_CODES = {401: {"unauthenticated"}, 404: {"not_found"}, 405: {"method_not_allowed"}, 429: {"rate_limited"},
                 500: {"internal_error"}, 504: {"twilio_timeout"},
@@ -346,13 +346,18 @@ def test_openapi_mobile_errors_are_exactly_the_codes_the_code_can_answer(spec, n
     assert documented_error_codes(spec, spec["paths"][f"/{name}"]["post"]) == error_codes_in(modules)
 
 
+VOICE_TOKEN_CODES = {401: {"unauthenticated"}, 405: {"method_not_allowed"}, 500: {"internal_error"},
+                     503: {"not_configured", "auth_unavailable"}}
+
+
 @pytest.mark.parametrize("name", sorted(LOOKUPS))
-def test_openapi_lookup_errors_are_exactly_what_a_lookup_answers(spec, name):
+def test_openapi_lookup_and_token_errors_are_exactly_what_they_answer(spec, name):
     modules = shared_modules_imported_by(ROOT / name / "__init__.py")
-    assert {"shared.status", "shared.identity", "shared.api"} <= modules
+    assert {"shared.identity", "shared.api"} <= modules
+    method, expected = ("post", VOICE_TOKEN_CODES) if name == "voice_token" else ("get", LOOKUP_CODES)
     in_code = error_codes_in(modules)
-    assert all(codes <= in_code.get(status, set()) | {"internal_error"} for status, codes in LOOKUP_CODES.items())
-    assert documented_error_codes(spec, spec["paths"][LOOKUPS[name]]["get"]) == LOOKUP_CODES
+    assert all(codes <= in_code.get(status, set()) | {"internal_error"} for status, codes in expected.items())
+    assert documented_error_codes(spec, spec["paths"][LOOKUPS[name]][method]) == expected
 
 
 @pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS)))
