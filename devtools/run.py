@@ -190,6 +190,8 @@ def describe(event: dict[str, Any]) -> str | None:
         return f"call fetched {event.get('url')} -> {event.get('status')}: " + (f"Twilio error {error}" if error else twiml)
     if kind == "status_callback":
         return f"status callback {event.get('url')} -> {event.get('status')}"
+    if kind == "call.step":
+        return f"call step {event.get('step')} {event.get('url')} -> {event.get('status')}: {event.get('twiml')}"
     if kind.startswith("inbound."):
         return f"{kind} -> {event.get('status')}: {event.get('twiml') or event.get('twilio_error')}"
     return None

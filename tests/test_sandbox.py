@@ -47,19 +47,22 @@ SMS_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Thanks, go
 
 # -- helpers -------------------------------------------------------------------------------------------------------
 class FakeApp:
-    """The function app's webhooks: a canned answer per path; records every request and its signature's validity."""
+    """The function app's webhooks: a canned answer per path (ROUTES, plus voice() scripts); records every request
+    and its signature's validity, and answers 403 to a request whose X-Twilio-Signature does not verify."""
 
     ROUTES: dict[str, tuple[int, str | None, str]] = {
         "/voice": (200, "text/xml; charset=utf-8", VOICE_TWIML),
         "/sms": (200, "application/xml", SMS_TWIML),
         "/empty": (204, None, ""),
         "/status": (204, None, ""),
+        "/recording-status": (204, None, ""),
         "/text": (200, "text/plain", "hello there"),
         "/broken": (200, "text/xml", "<Response><Say>oops</Response>"),
         "/error": (500, "text/html", "<h1>boom</h1>"),
     }
 
     def __init__(self) -> None:
+        self.routes = dict(self.ROUTES)
         self.received: list[dict[str, Any]] = []
         self.validator = RequestValidator(AUTH_TOKEN)
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=QuietHandler)
@@ -70,11 +73,19 @@ class FakeApp:
         url = f"http://127.0.0.1:{self.server.port}{environ['RAW_URI']}"  # exactly what the sandbox asked for
         values: MultiDict[str, str] = request.args if request.method == "GET" else request.form
         signed = {} if request.method == "GET" else values.to_dict()
-        self.received.append({"method": request.method, "path": request.path, "params": values.to_dict(),
-                              "headers": dict(request.headers),
-                              "valid": self.validator.validate(url, signed, request.headers["X-Twilio-Signature"])})
-        status, content_type, body = self.ROUTES.get(request.path, (404, "text/plain", "not found"))
+        valid = self.validator.validate(url, signed, request.headers["X-Twilio-Signature"])
+        self.received.append({"method": request.method, "url": url, "path": request.path, "params": values.to_dict(),
+                              "headers": dict(request.headers), "valid": valid})
+        status, content_type, body = self.routes.get(request.path, (404, "text/plain", "not found"))
+        if not valid:
+            status, content_type, body = 403, "text/plain", "bad signature"
         return Response(body, status, content_type=content_type)(environ, start_response)
+
+    def voice(self, **documents: str) -> None:
+        """Script TwiML answers: voice(ivr="<Say>Hi</Say>") answers /ivr with <Response><Say>Hi</Say></Response>
+        (a "__" in a name stands for "/": ivr__menu is /ivr/menu)."""
+        for name, verbs in documents.items():
+            self.routes["/" + name.replace("__", "/")] = (200, "text/xml", f"<Response>{verbs}</Response>")
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.port}{path}"
@@ -634,7 +645,211 @@ def test_inbound_control_endpoints_return_the_simulation_result(sandbox: TwilioS
     assert (call.status_code, call.json()["twilio_error"]["code"]) == (200, 12100)
     assert (incomplete.status_code, unknown.status_code) == (400, 404)
     assert [m["body"] for m in control(sandbox, "GET", "/messages").json()] == ["Thanks, got it!"]
-    assert [e["type"] for e in control(sandbox, "GET", "/activity").json()] == ["inbound.sms", "inbound.call"]
+    assert [e["type"] for e in control(sandbox, "GET", "/activity").json()] == ["inbound.sms", "call.step",
+                                                                                 "inbound.call"]
+
+
+# -- multi-step inbound calls: the caller's side -------------------------------------------------------------------
+IVR = {"ivr": '<Gather action="/dial" numDigits="1"><Say>Press 1 for sales</Say></Gather><Say>Goodbye</Say>',
+       "dial": '<Dial action="/after" timeout="20"><Number>+14155550123</Number><Client>bob</Client></Dial>',
+       "after": '<Say>Leave a message</Say><Record action="/recorded" maxLength="30" playBeep="true" '
+                'recordingStatusCallback="/recording-status"/><Say>No message recorded</Say>',
+       "recorded": "<Say>Thanks for your message</Say>"}
+
+
+def test_inbound_call_gather_with_digits_requests_relative_action_with_query_signed(sandbox: TwilioSandbox,
+                                                                                      app: FakeApp) -> None:
+    app.voice(ivr__start='<Gather action="menu?step=menu&amp;attempt=2"><Say>Your code?</Say></Gather><Say>No</Say>',
+              ivr__menu='<Say>Thanks</Say><Redirect method="GET">../done?from=menu</Redirect><Say>never</Say>',
+              done="<Say>Bye</Say><Hangup/><Say>never</Say>")
+
+    result = sandbox.simulate_inbound_call(app.url("/ivr/start"), CUSTOMER, SENDER, digits=["42#"])
+
+    assert [(r["method"], r["url"]) for r in app.received[:2]] == [
+        ("POST", app.url("/ivr/start")), ("POST", app.url("/ivr/menu?step=menu&attempt=2"))]
+    assert app.received[2]["method"] == "GET" and app.received[2]["url"].startswith(app.url("/done?from=menu&"))
+    assert all(r["valid"] and r["params"]["CallSid"] == result["sid"] for r in app.received)
+    start, menu, done = (r["params"] for r in app.received)
+    assert (start["CallStatus"], menu["CallStatus"], done["CallStatus"]) == ("ringing", "in-progress", "in-progress")
+    assert menu["Digits"] == "42" and done["from"] == "menu" and "ApplicationSid" not in start
+    assert [(step["url"], step["params"], step["status"]) for step in result["steps"]] == [
+        (app.url("/ivr/start"), {}, 200), (app.url("/ivr/menu?step=menu&attempt=2"), {"Digits": "42"}, 200),
+        (app.url("/done?from=menu"), {}, 200)]
+    assert (result["said"], result["ended"], result["status"]) == (["Your code?", "Thanks", "Bye"], "hangup", 200)
+    assert result["twiml"] == result["steps"][0]["twiml"] and "Your code?" in result["twiml"]
+
+
+def test_inbound_call_gather_no_input_with_action_on_empty_result_posts_empty_digits(sandbox: TwilioSandbox,
+                                                                                     app: FakeApp) -> None:
+    app.voice(ivr='<Gather action="/menu" actionOnEmptyResult="true"/><Say>unreached</Say>', menu="<Say>Hm?</Say>")
+
+    result = sandbox.simulate_inbound_call(app.url("/ivr"), CUSTOMER, SENDER, digits=[""])
+
+    (menu,) = app.to("/menu")
+    assert menu["valid"] and menu["params"]["Digits"] == ""
+    assert (result["said"], result["ended"], result["steps"][0]["verbs"]) == (["Hm?"], "end", ["Gather: no input"])
+
+
+def test_inbound_call_gather_no_input_without_action_on_empty_result_follows_the_redirect(sandbox: TwilioSandbox,
+                                                                                          app: FakeApp) -> None:
+    app.voice(ivr='<Gather action="/menu"><Say>Press 1</Say></Gather><Redirect>/retry</Redirect>',
+              retry="<Say>Try again later</Say>")
+
+    result = sandbox.simulate_inbound_call(app.url("/ivr"), CUSTOMER, SENDER)  # no digits left: no input
+
+    assert [r["path"] for r in app.received] == ["/ivr", "/retry"] and app.to("/menu") == []
+    assert "Digits" not in app.to("/retry")[0]["params"]
+    assert (result["said"], result["ended"]) == (["Press 1", "Try again later"], "end")
+
+
+def test_inbound_call_dial_with_action_posts_scripted_status_and_without_action_continues(sandbox: TwilioSandbox,
+                                                                                          app: FakeApp) -> None:
+    app.voice(dial=IVR["dial"], after='<Dial>+14155550999</Dial><Say>Back from the second dial</Say>')
+
+    result = sandbox.simulate_inbound_call(app.url("/dial"), CUSTOMER, SENDER, dial_outcomes=["no-answer"])
+
+    assert [r["path"] for r in app.received] == ["/dial", "/after"] and all(r["valid"] for r in app.received)
+    params = app.to("/after")[0]["params"]
+    assert (params["DialCallStatus"], params["DialCallDuration"]) == ("no-answer", "0") and "DialCallSid" not in params
+    assert result["dialed"] == [["+14155550123", "client:bob"], ["+14155550999"]]
+    assert result["steps"][1]["verbs"] == ["Dial +14155550999: completed", "Say: Back from the second dial"]
+    assert (result["said"], result["ended"]) == (["Back from the second dial"], "end")
+
+
+def test_inbound_call_dial_answered_posts_completed_duration_and_dial_call_sid(sandbox: TwilioSandbox,
+                                                                              app: FakeApp) -> None:
+    app.voice(dial=IVR["dial"], after="<Hangup/>")
+
+    sandbox.simulate_inbound_call(app.url("/dial"), CUSTOMER, SENDER)
+
+    params = app.to("/after")[0]["params"]
+    assert (params["DialCallStatus"], params["DialCallDuration"]) == ("completed", "12")
+    assert params["DialCallSid"].startswith("CA") and params["DialCallSid"] != params["CallSid"]
+
+
+def test_inbound_call_record_posts_status_callback_then_action_and_hangs_up(sandbox: TwilioSandbox,
+                                                                           app: FakeApp) -> None:
+    app.voice(after=IVR["after"], recorded=IVR["recorded"])
+
+    result = sandbox.simulate_inbound_call(app.url("/after"), CUSTOMER, SENDER)
+
+    assert [r["path"] for r in app.received] == ["/after", "/recording-status", "/recorded"]
+    assert all(r["valid"] for r in app.received)
+    status, action = app.received[1]["params"], app.received[2]["params"]
+    recording = {name: status[name] for name in ("RecordingSid", "RecordingUrl", "RecordingDuration")}
+    assert recording["RecordingSid"].startswith("RE") and recording["RecordingDuration"] == "7"
+    assert recording["RecordingUrl"] == (f"{sandbox.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/"
+                                         f"{recording['RecordingSid']}")
+    assert (status["RecordingStatus"], status["CallSid"], status["AccountSid"]) == ("completed", result["sid"],
+                                                                                    ACCOUNT_SID)
+    assert {name: action[name] for name in recording} == recording and action["Digits"] == "hangup"
+    assert action["From"] == CUSTOMER and "From" not in status
+    assert [(step["status"], step["twiml"] is None) for step in result["steps"]] == [(200, False), (204, True),
+                                                                                     (200, False)]
+    assert (result["said"], result["ended"]) == (["Leave a message"], "hangup")  # hung up: "Thanks" is not played
+
+
+def test_inbound_call_record_without_audio_skips_the_action_and_runs_the_next_verb(sandbox: TwilioSandbox,
+                                                                                  app: FakeApp) -> None:
+    app.voice(after=IVR["after"], recorded=IVR["recorded"])
+
+    result = sandbox.simulate_inbound_call(app.url("/after"), CUSTOMER, SENDER, record=False)
+
+    assert [r["path"] for r in app.received] == ["/after"]
+    assert (result["said"], result["ended"]) == (["Leave a message", "No message recorded"], "end")
+    assert result["steps"][0]["verbs"][1] == "Record: no audio"
+
+
+def test_inbound_call_redirect_loop_stops_at_the_step_limit(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    app.voice(loop="<Say>Again</Say><Redirect>/loop</Redirect>")
+
+    result = sandbox.simulate_inbound_call(app.url("/loop"), CUSTOMER, SENDER, max_steps=5)
+
+    assert len(app.to("/loop")) == len(result["steps"]) == 5
+    assert (result["ended"], result["said"], result["steps"][-1]["verbs"][-1]) == ("step limit", ["Again"] * 5,
+                                                                                   "step limit")
+
+
+@pytest.mark.parametrize(("path", "code"), [("/error", 11200), ("/broken", 12100), ("/text", 12300)])
+def test_inbound_call_bad_answer_at_a_later_step_ends_call_with_twilio_error(sandbox: TwilioSandbox, app: FakeApp,
+                                                                             path: str, code: int) -> None:
+    app.voice(ivr=f'<Gather action="{path}"/><Say>unreached</Say>')
+
+    result = sandbox.simulate_inbound_call(app.url("/ivr"), CUSTOMER, SENDER, digits=["1"])
+
+    assert (result["status"], result["twilio_error"]["code"], result["ended"]) == (200, code, "error")
+    assert [step["twilio_error"] and step["twilio_error"]["code"] for step in result["steps"]] == [None, code]
+    assert result["said"] == [] and "<Gather" in result["twiml"]
+
+
+def test_client_call_sends_client_from_and_caller_with_application_sid(sandbox: TwilioSandbox,
+                                                                       app: FakeApp) -> None:
+    app.voice(client="<Dial><Client>bob</Client></Dial>")
+
+    result = sandbox.simulate_client_call(app.url("/client"), "alice", "client:bob")
+
+    (received,) = app.received
+    params = received["params"]
+    assert received["valid"] and (params["From"], params["Caller"], params["To"]) == ("client:alice", "client:alice",
+                                                                                       "client:bob")
+    assert params["ApplicationSid"].startswith("AP") and len(params["ApplicationSid"]) == 34
+    assert (params["Direction"], result["dialed"], result["ended"]) == ("inbound", [["client:bob"]], "end")
+
+
+def test_inbound_call_activity_log_has_one_step_event_per_request_then_the_call(sandbox: TwilioSandbox,
+                                                                                app: FakeApp) -> None:
+    app.voice(**IVR)
+
+    result = sandbox.simulate_inbound_call(app.url("/ivr"), CUSTOMER, SENDER, digits=["1"], dial_outcomes=["busy"])
+
+    events = sandbox.activity
+    assert [e["type"] for e in events] == ["call.step"] * 5 + ["inbound.call"]
+    steps = events[:5]
+    assert [(e["step"], e["sid"], urlsplit(e["url"]).path, e["status"]) for e in steps] == [
+        (1, result["sid"], "/ivr", 200), (2, result["sid"], "/dial", 200), (3, result["sid"], "/after", 200),
+        (4, result["sid"], "/recording-status", 204), (5, result["sid"], "/recorded", 200)]
+    assert (steps[1]["params"]["Digits"], steps[2]["params"]["DialCallStatus"]) == ("1", "busy")
+    assert steps[3]["params"]["RecordingStatus"] == "completed" and steps[3]["twiml"] is None
+    assert all(e["twiml"] == step["twiml"] for e, step in zip(steps, result["steps"], strict=True))
+    call = events[5]
+    assert (call["sid"], call["ended"], call["steps"], call["twiml"]) == (result["sid"], "hangup", 5, result["twiml"])
+    assert result["dialed"] == [["+14155550123", "client:bob"]]
+
+
+def test_inbound_call_control_endpoint_takes_the_caller_script(sandbox: TwilioSandbox, app: FakeApp) -> None:
+    app.voice(**IVR)
+    payload = {"url": app.url("/ivr"), "from": CUSTOMER, "to": SENDER}
+
+    call = control(sandbox, "POST", "/inbound/call",
+                   {**payload, "digits": ["1"], "dial_outcomes": ["failed"], "record": False})
+    refused = [control(sandbox, "POST", "/inbound/call", {**payload, **bad}).status_code for bad in (
+        {"digits": "1"}, {"digits": [1]}, {"dial_outcomes": ["maybe"]}, {"record": "no"}, {"max_steps": 0})]
+
+    assert call.status_code == 200
+    assert [urlsplit(step["url"]).path for step in call.json()["steps"]] == ["/ivr", "/dial", "/after"]
+    assert call.json()["said"] == ["Press 1 for sales", "Leave a message", "No message recorded"]
+    assert refused == [400] * 5 and len(app.received) == 3
+
+
+def test_cli_call_with_digits_dial_outcome_and_no_record_prints_the_steps(sandbox: TwilioSandbox, app: FakeApp,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    app.voice(**IVR)
+
+    code = cli_main(["call", "--sandbox", sandbox.base_url, "--url", app.url("/ivr"), "--from", CUSTOMER,
+                     "--to", SENDER, "--digits", "1", "--dial-outcome", "busy", "--no-record"])
+
+    out = capsys.readouterr().out
+    assert code == 0 and app.to("/after")[0]["params"]["DialCallStatus"] == "busy"
+    assert f"[2] POST {app.url('/dial')} Digits=1 -> 200" in out
+    assert f"[3] POST {app.url('/after')} DialCallStatus=busy DialCallDuration=0 -> 200" in out
+    assert "    Record: no audio\n" in out and out.endswith("call ended: end\n")
+
+
+def test_inbound_call_bad_dial_outcome_or_step_limit_raises_value_error(sandbox: TwilioSandbox) -> None:
+    with pytest.raises(ValueError, match="dial outcomes"):
+        sandbox.simulate_inbound_call("http://127.0.0.1:1/voice", CUSTOMER, SENDER, dial_outcomes=["maybe"])
+    with pytest.raises(ValueError, match="max_steps"):
+        sandbox.simulate_inbound_call("http://127.0.0.1:1/voice", CUSTOMER, SENDER, max_steps=0)
 
 
 # -- activity log, state, lifecycle --------------------------------------------------------------------------------
@@ -721,7 +936,7 @@ def test_cli_sms_call_and_listings_print_results(sandbox: TwilioSandbox, app: Fa
 
     assert (sms, sms_out.strip()) == (0, SMS_TWIML) and app.to("/sms")[0]["params"]["Body"] == "hi cli"
     assert call == 1 and "Twilio error 12300" in call_err
-    assert [e["type"] for e in listings["activity"][1]] == ["inbound.sms", "inbound.call"]
+    assert [e["type"] for e in listings["activity"][1]] == ["inbound.sms", "call.step", "inbound.call"]
     assert [m["body"] for m in listings["messages"][1]] == ["Thanks, got it!"] and listings["calls"] == (0, [])
 
 

@@ -255,3 +255,69 @@ def test_flow_without_its_setting_returns_503_naming_it(voice, monkeypatch, flow
     monkeypatch.setenv("INBOUND_CALL_FLOW", flow)
     response = voice_webhook.main(signed_form(HOOK, inbound()))
     assert response.status_code == 503 and setting in body_of(response)["error"]["message"]
+
+
+# -- end to end: the sandbox plays the caller, following every action and <Redirect> as Twilio does -------------
+@pytest.fixture
+def phone(stateful, voice, monkeypatch):
+    """The app served over HTTP by the local host, the sandbox calling its public voice_webhook URL."""
+    from devtools.local_host import LocalHost
+    from tests.conftest import ROOT
+
+    with LocalHost(ROOT, host="127.0.0.1", port=0, function_key="").start() as host:
+        monkeypatch.setenv("PUBLIC_BASE_URL", host.base_url)
+        stateful.hook = host.base_url + "/api/voice_webhook"
+        yield stateful
+
+
+def test_e2e_menu_invalid_twice_then_valid_choice_is_served(phone, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
+    monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
+    call = phone.simulate_inbound_call(phone.hook, CALLER, SENDER, digits=["9", "", "1"])
+    assert call["said"].count(MENU["prompt"]) == 3
+    assert call["said"][-1] == MENU["options"]["1"]["say"] and call["ended"] == "hangup"
+
+
+def test_e2e_menu_three_failures_say_goodbye(phone, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
+    monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
+    call = phone.simulate_inbound_call(phone.hook, CALLER, SENDER, digits=["7", "8", "9"])
+    assert call["said"].count(MENU["prompt"]) == 3 and call["ended"] == "hangup"
+    assert not call["dialed"]
+
+
+def test_e2e_forward_not_answered_falls_back_to_voicemail_and_the_sms_notice_goes_out(phone, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "forward")
+    monkeypatch.setenv("FORWARD_TO", "+14155550177,client:alice")
+    monkeypatch.setenv("VOICEMAIL_NOTIFY_SMS", "+14155550188")
+    call = phone.simulate_inbound_call(phone.hook, CALLER, SENDER, dial_outcomes=["no-answer"], record=True)
+    assert call["dialed"] == [["+14155550177", "client:alice"]]
+    assert "Please leave a message after the beep." in call["said"]
+    assert phone.wait_for(lambda: [m for m in phone.messages if m["to"] == "+14155550188"], timeout=5)
+    [notice] = [m for m in phone.messages if m["to"] == "+14155550188"]
+    assert notice["body"].startswith(f"New voicemail from {CALLER}: http")
+
+
+def test_e2e_menu_option_forwards_and_the_answered_call_ends(phone, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
+    monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
+    call = phone.simulate_inbound_call(phone.hook, CALLER, SENDER, digits=["2"], dial_outcomes=["completed"])
+    assert call["dialed"] == [["+14155550177"]] and call["ended"] == "hangup"
+
+
+@pytest.mark.parametrize(("to", "dialed"), [("+14155550123", [["+14155550123"]]), ("client:bob", [["client:bob"]])])
+def test_e2e_client_calls_a_number_or_another_client(phone, to, dialed):
+    call = phone.simulate_client_call(phone.hook, "alice", to)
+    assert call["dialed"] == dialed
+
+
+def test_e2e_client_call_to_a_premium_number_is_refused_with_a_reason(phone):
+    call = phone.simulate_client_call(phone.hook, "alice", "+19005550123")
+    assert call["dialed"] == [] and call["said"] == ["That number cannot be called from this app."]
+
+
+def test_e2e_client_call_quota_is_charged_per_identity(phone, monkeypatch):
+    monkeypatch.setenv("QUOTA_CALLS_PER_USER_PER_DAY", "1")
+    assert phone.simulate_client_call(phone.hook, "alice", "+14155550123")["dialed"]
+    assert phone.simulate_client_call(phone.hook, "alice", "+14155550123")["dialed"] == []
+    assert phone.simulate_client_call(phone.hook, "bob", "+14155550123")["dialed"]

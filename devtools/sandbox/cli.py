@@ -16,6 +16,7 @@ import requests
 
 from .core import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
 from .faults import KINDS, Fault
+from .flows import DIAL_OUTCOMES
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 
@@ -36,9 +37,18 @@ def _control(sandbox_url: str, method: str, route: str, payload: dict[str, Any] 
 
 
 def _print_inbound(result: dict[str, Any], as_json: bool) -> int:
-    """Print the app's TwiML (or the whole result); 1 when Twilio would have reported an error."""
+    """Print the app's TwiML, a call's steps (or the whole result); 1 when Twilio would have reported an error."""
     if as_json:
         print(json.dumps(result, indent=2))
+    elif "steps" in result:
+        for number, step in enumerate(result["steps"], 1):
+            sent = "".join(f" {name}={value}" for name, value in step["params"].items())
+            print(f"[{number}] {step['method']} {step['url']}{sent} -> {step['status']}")
+            if step["twiml"]:
+                print(step["twiml"])
+            for verb in step["verbs"]:
+                print(f"    {verb}")
+        print(f"call ended: {result['ended']}")
     elif result.get("twiml") is not None:
         print(result["twiml"])
     error = result.get("twilio_error")
@@ -114,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sms":
             inbound.add_argument("--body", default="")
             inbound.add_argument("--media-url", action="append", default=[])
+        else:  # the caller's side of the call, step by step
+            inbound.add_argument("--digits", action="append", default=[], help="keys pressed at each <Gather> "
+                                 "in turn ('' for no input); repeatable")
+            inbound.add_argument("--dial-outcome", action="append", default=[], choices=DIAL_OUTCOMES,
+                                 help="how each <Dial> in turn ends (default completed); repeatable")
+            inbound.add_argument("--no-record", dest="record", action="store_false",
+                                 help="leave no message at a <Record> (the verb after it runs)")
+            inbound.add_argument("--max-steps", type=int, default=20, help="most requests to the app (default 20)")
     for name in ("activity", "messages", "calls"):
         client(name, f"print the sandbox's {name} as JSON")
     fault = client("fault", "arm a fault for REST requests (--times 0: forever; odd needs --preset)")
@@ -135,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload = {"url": args.url, "from": args.from_, "to": args.to}
             if args.command == "sms":
                 payload.update(body=args.body, media_urls=args.media_url)
+            else:
+                payload.update(digits=args.digits, dial_outcomes=args.dial_outcome, record=args.record,
+                               max_steps=args.max_steps)
             return _print_inbound(_control(args.sandbox, "POST", f"/inbound/{args.command}", payload), args.json)
         if args.command == "fault":
             print(json.dumps(_control(args.sandbox, "POST", "/faults", _fault_payload(args)), indent=2))

@@ -28,6 +28,17 @@ def _strings(data: dict[str, Any], *names: str) -> list[str]:
     return [data[name] for name in names]
 
 
+def _call_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The caller's script of an inbound call: digits, dial_outcomes (lists of strings), record, max_steps."""
+    options = {"digits": data.get("digits", []), "dial_outcomes": data.get("dial_outcomes", []),
+               "record": data.get("record", True), "max_steps": data.get("max_steps", 20)}
+    lists = all(isinstance(options[name], list) and all(isinstance(item, str) for item in options[name])
+                for name in ("digits", "dial_outcomes"))
+    if not lists or not isinstance(options["record"], bool) or type(options["max_steps"]) is not int:
+        raise ValueError("digits and dial_outcomes must be lists of strings, record a boolean, max_steps an integer")
+    return options
+
+
 def handle_control(store: Store, faults: FaultRegistry, flows: Flows, method: str, route: str,
                    body: bytes) -> tuple[int, Any]:
     """Answer one control request (route is the path after /_sandbox): (HTTP status, JSON payload)."""
@@ -60,8 +71,9 @@ def handle_control(store: Store, faults: FaultRegistry, flows: Flows, method: st
                 raise ValueError("body must be a string and media_urls a list")
             return 200, flows.inbound_sms(url, from_, to, data.get("body", ""), media_urls=[str(m) for m in media])
         if method == "POST" and route == "/inbound/call":
-            url, from_, to = _strings(_object(body), "url", "from", "to")
-            return 200, flows.inbound_call(url, from_, to)
+            data = _object(body)
+            url, from_, to = _strings(data, "url", "from", "to")
+            return 200, flows.inbound_call(url, from_, to, **_call_options(data))
     except ValueError as exc:  # a bad request, or a fault the registry refused
         return 400, {"error": str(exc)}
     return 404, {"error": f"no control endpoint {method} {PREFIX}{route}"}

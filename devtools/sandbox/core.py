@@ -53,7 +53,7 @@ class TwilioSandbox:
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
                 self._server = serve(*self._address, self._app)
-                self.idp.issuer = self.base_url
+                self.idp.issuer = self._flows.base_url = self.base_url
         return self
 
     def stop(self) -> None:
@@ -139,9 +139,22 @@ class TwilioSandbox:
         """Post a signed inbound SMS to the app: {status, content_type, twiml, sid[, twilio_error]}."""
         return self._flows.inbound_sms(webhook_url, from_, to, body, media_urls=media_urls, method=method)
 
-    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, *, method: str = "POST") -> dict[str, Any]:
-        """Post a signed inbound call to the app: {status, content_type, twiml, sid[, twilio_error]}."""
-        return self._flows.inbound_call(webhook_url, from_, to, method=method)
+    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, *, method: str = "POST",
+                              digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
+                              max_steps: int = 20) -> dict[str, Any]:
+        """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does
+        (digits per <Gather>, outcomes per <Dial>, a message at <Record> or not; see Flows.inbound_call):
+        {status, content_type, twiml (the first document), sid[, twilio_error], steps, dialed, said, ended}."""
+        return self._flows.inbound_call(webhook_url, from_, to, method=method, digits=digits,
+                                        dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
+
+    def simulate_client_call(self, webhook_url: str, identity: str, to: str, *, method: str = "POST",
+                             digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
+                             max_steps: int = 20) -> dict[str, Any]:
+        """A Voice SDK call from client:<identity> (with ApplicationSid) to `to`, a number or client:...; as
+        simulate_inbound_call."""
+        return self.simulate_inbound_call(webhook_url, f"client:{identity}", to, method=method, digits=digits,
+                                          dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> bool:
         """Poll predicate() until it is truthy (True) or timeout seconds pass (False)."""
