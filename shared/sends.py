@@ -47,7 +47,11 @@ def now_iso() -> str:
 
 def record_send(settings: Settings, kind: Kind, created: Mapping[str, Any], owner: str, date_created: str | None,
                 callback_registered: bool) -> None:
-    """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands)."""
+    """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands). Without
+    a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
+    if not settings.storage_configured:
+        logger.debug("No state storage: %s %s is not recorded", kind, created["sid"])
+        return
     entity = {"PartitionKey": created["sid"], "RowKey": "", "kind": kind, "owner": owner,
               "to_number": created.get("to") or "", "from_number": created.get("from") or "",
               "status": created.get("status") or "",

@@ -98,6 +98,11 @@ class Settings:
     storage_table_uri: str | None
     present: frozenset[str] = field(default=frozenset(), repr=False)  # the names of the settings that are set
 
+    @property
+    def storage_configured(self) -> bool:
+        """Whether the app has a storage account for its state (AzureWebJobsStorage or its identity-based form)."""
+        return bool(self.storage_connection_string or self.storage_account_name or self.storage_table_uri)
+
     def require(self, *names: str) -> None:
         """One SettingsError naming every setting in names that is not set."""
         missing = tuple(name for name in names if name not in self.present)

@@ -45,15 +45,14 @@ def table(settings: Settings, name: str) -> TableClient:
 def _connect(settings: Settings) -> Any:
     """A TableServiceClient: the connection string, else the account with the app's managed identity.
     No automatic retries: a retried create or update could be counted twice; callers retry on an ETag."""
+    if not settings.storage_configured:
+        raise SettingsError(missing=(" or ".join(STORAGE_SETTINGS),))
     from azure.data.tables import TableServiceClient
 
     options = {"connection_timeout": TIMEOUT_SECONDS, "read_timeout": TIMEOUT_SECONDS, "retry_total": 0}
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **options)
-    endpoint = settings.storage_table_uri or (
-        f"https://{settings.storage_account_name}.table.core.windows.net" if settings.storage_account_name else None)
-    if endpoint is None:
-        raise SettingsError(missing=(" or ".join(STORAGE_SETTINGS),))
+    endpoint = settings.storage_table_uri or f"https://{settings.storage_account_name}.table.core.windows.net"
     from azure.identity import DefaultAzureCredential  # imported on this path only: about 250 ms of cold start
 
     return TableServiceClient(endpoint=endpoint, credential=DefaultAzureCredential(), **options)
