@@ -37,10 +37,12 @@ def answer(param: Param, settings: Settings) -> str:
     caller = "" if outbound else param("From")
     if is_blocked(caller, settings.blocked_numbers, settings.default_region):
         return twiml.reject()
-    if outbound or settings.inbound_call_flow == "greeting" and not caller.startswith("client:"):
+    if outbound:
         return _greeting(param, settings)
     if caller.startswith("client:"):
         return _client_call(caller[len("client:"):], param("To"), settings)
+    if settings.inbound_call_flow == "greeting":
+        return _greeting(param, settings)
     if settings.inbound_call_flow == "forward":
         settings.require("FORWARD_TO")
         return _dial(settings, settings.forward_to)
@@ -56,7 +58,7 @@ def step_url(step: str, **query: object) -> str:
 
 
 def _greeting(param: Param, settings: Settings) -> str:
-    """Today's behaviour: <Say> the call's Message (make_call), else VOICE_GREETING."""
+    """<Say> the call's Message (make_call), else VOICE_GREETING."""
     voice, language = param("Voice"), param("Language")
     return twiml.say(param("Message") or settings.voice_greeting,
                      voice=voice if VOICE_PATTERN.fullmatch(voice) else settings.voice_name,
