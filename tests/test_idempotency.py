@@ -133,7 +133,8 @@ def test_idempotency_replay_takes_no_quota(stateful, monkeypatch):
     assert creates(stateful, "Messages") == 1
 
 
-def test_idempotency_request_while_first_in_flight_returns_409_retry_after(stateful):
+def test_idempotency_request_while_first_in_flight_returns_409_retry_after(stateful, monkeypatch):
+    monkeypatch.setenv("TWILIO_HTTP_TIMEOUT_SECONDS", "10")  # room for the slow answer below, even on a busy machine
     stateful.inject_fault("trickle", chunk_bytes=64, interval=0.1)  # the first answer takes about 2 s to arrive
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(response=sms()))
