@@ -110,10 +110,13 @@ def start(app: Path) -> Iterator:
         return commands[-1]
 
     yield start
-    for command in commands:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(command.proc.pid, signal.SIGKILL)
-        command.proc.wait()
+    for command in commands:  # SIGTERM first, so that run.py stops what it started in other process groups (Azurite)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(command.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                command.proc.wait(15)
+                break
 
 
 def option(command: Command, name: str) -> int:
@@ -234,7 +237,11 @@ def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_in
     assert 'Authorization: Bearer $TOKEN' in lines[1]  # the mobile API is called as a signed-in user
     assert len([r for r in json.loads(activity) if r["type"] == "rest.request" and r["method"] == "POST"
                 and r["path"].endswith("/Messages.json")]) == 1  # the replay sent nothing
-    assert any(line.startswith("State: Azurite") for line in command.lines)
+    azurite = next(line for line in command.lines if line.startswith("State: Azurite"))
+    azurite_port = int(azurite.split("127.0.0.1:")[1].split(",")[0])
+    assert listening(azurite_port)
+    command.proc.send_signal(signal.SIGTERM)
+    assert command.finish() == 0 and not listening(azurite_port)  # Ctrl-C/SIGTERM stops Azurite too
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
