@@ -343,6 +343,23 @@ def test_module_loading_stop_unloads_the_app_so_another_app_reuses_names(tmp_pat
         assert requests.get(host.url_for("admin_fn"), timeout=TIMEOUT).text == "second app"
 
 
+def test_module_loading_stop_keeps_installed_packages_inside_the_app_root(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .venv or Azure's .python_packages inside the app root holds installed packages: unloading them on stop
+    made the next host import them again, and their exception classes no longer matched the app's except clauses."""
+    app = make_app(tmp_path / "app")
+    packages = app / ".python_packages" / "lib" / "site-packages"
+    packages.mkdir(parents=True)
+    (packages / "vendored_lib.py").write_text("class VendorError(Exception):\n    pass\n")
+    (app / "echo" / "__init__.py").write_text("import vendored_lib\n" + textwrap.dedent(ECHO))
+    monkeypatch.syspath_prepend(str(packages))
+    with LocalHost(app, port=0) as host:
+        assert requests.get(host.url_for("echo"), timeout=TIMEOUT).status_code == 200
+        vendored = sys.modules["vendored_lib"]
+    assert "echo" not in sys.modules and sys.modules["vendored_lib"] is vendored
+    monkeypatch.delitem(sys.modules, "vendored_lib")
+
+
 # ---------------------------------------------------------------------------------- settings and CLI
 
 def test_load_local_settings_sets_values_without_overriding(tmp_path: Path) -> None:

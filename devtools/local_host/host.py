@@ -30,10 +30,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _inside(module: ModuleType, root: Path) -> bool:
-    """Whether the module was imported from a file (or package folder) under ``root``."""
+    """Whether the module is the app's own: from a file (or package folder) under ``root``, and not an installed
+    package (a .venv or .python_packages inside the app root holds site-packages that must stay loaded)."""
     file = getattr(module, "__file__", None)
-    paths = [file] if file else list(getattr(module, "__path__", None) or [])
-    return bool(paths) and all(Path(p).resolve().is_relative_to(root) for p in paths)
+    paths = [Path(p).resolve() for p in ([file] if file else getattr(module, "__path__", None) or [])]
+    return bool(paths) and all(p.is_relative_to(root) and "site-packages" not in p.parts for p in paths)
 
 
 class LocalHost:
