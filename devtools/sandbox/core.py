@@ -1,25 +1,48 @@
-"""TwilioSandbox: the public object tying state, REST API, faults, flows and server together."""
+"""TwilioSandbox: the public object tying state, REST API, faults, flows and server together, and its WSGI app."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer
+from werkzeug.wrappers import Request, Response
 
-from .faults import Body, FaultRegistry
+from .faults import Body, Fault, FaultRegistry
 from .flows import Flows
 from .idp import IdentityProvider
-from .rest import RestApi
+from .rest import JSON_TYPE, RestApi
 from .state import Store
-from .wsgi import SandboxApp, serve
+from .wsgi import serve
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+FAULT_FIELDS = {field.name for field in dataclasses.fields(Fault)} - {"id"}  # kind, status, body, ...
+INBOUND_FIELDS: dict[str, dict[str, type]] = {  # the optional fields of POST /_sandbox/inbound/<kind>, by type
+    "sms": {"body": str, "media_urls": list},
+    "call": {"digits": list, "dial_outcomes": list, "record": bool, "max_steps": int}}
+# The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool),
+# each answered by the TwilioSandbox method its endpoint names; any other path goes to the REST API.
+ROUTES = Map([
+    Rule("/.well-known/openid-configuration", endpoint="_discovery"),
+    Rule("/.well-known/jwks.json", endpoint="_jwks"),
+    Rule("/_sandbox/token", methods=["POST"], endpoint="_token"),
+    Rule("/_sandbox/<any(activity, requests, faults, messages, calls):name>", methods=["GET"], endpoint="_listing"),
+    Rule("/_sandbox/faults", methods=["POST"], endpoint="_arm"),
+    Rule("/_sandbox/faults", methods=["DELETE"], endpoint="_disarm"),
+    Rule("/_sandbox/callbacks", methods=["POST"], endpoint="_callbacks"),
+    Rule("/_sandbox/inbound/<any(sms, call):kind>", methods=["POST"], endpoint="_inbound"),
+    Rule("/_sandbox", endpoint="_unknown"),
+    Rule("/_sandbox/<path:route>", endpoint="_unknown"),
+])
 
 
 class TwilioSandbox:
@@ -39,10 +62,9 @@ class TwilioSandbox:
         self._faults = FaultRegistry()
         self._flows = Flows(self._store, account_sid=account_sid, auth_token=auth_token, step_delay=step_delay,
                             timeout=webhook_timeout)
-        rest = RestApi(self._store, self._flows, account_sid=account_sid,
-                       credentials={**dict(api_keys or {}), account_sid: auth_token})
+        self._rest = RestApi(self._store, self._faults, self._flows, account_sid=account_sid,
+                             credentials={**dict(api_keys or {}), account_sid: auth_token})
         self.idp = IdentityProvider()  # the development OpenID provider: its issuer is this sandbox's base URL
-        self._app = SandboxApp(self._store, self._faults, self._flows, rest, self.idp)
         self._server: BaseWSGIServer | None = None
         self._lock = threading.Lock()
 
@@ -52,7 +74,7 @@ class TwilioSandbox:
             if self._faults.closed.is_set():
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
-                self._server = serve(*self._address, self._app)
+                self._server = serve(*self._address, self.wsgi_app)
                 self.idp.issuer = self._flows.base_url = self.base_url
         return self
 
@@ -164,3 +186,67 @@ class TwilioSandbox:
                 return False
             time.sleep(interval)
         return True
+
+    # -- HTTP ----------------------------------------------------------------------------------------------------
+    def wsgi_app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """The WSGI application: ROUTES answered with JSON, any other path by the REST API."""
+        request = Request(environ)
+        try:
+            endpoint, args = ROUTES.bind_to_environ(environ).match(request.path.rstrip("/") or "/")
+        except NotFound:
+            return self._rest.respond(request)(environ, start_response)
+        try:
+            data = json.loads(request.get_data() or b"{}")  # invalid JSON raises a ValueError: answered 400
+            if not isinstance(data, dict):
+                raise ValueError("the JSON body must be an object")
+            status, payload = getattr(self, endpoint)(data, **args)
+        except ValueError as exc:  # a bad request, or a fault the registry refused
+            status, payload = 400, {"error": str(exc)}
+        return Response(json.dumps(payload), status, content_type=JSON_TYPE)(environ, start_response)
+
+    def _discovery(self, data: dict[str, Any]) -> tuple[int, Any]:
+        return 200, self.idp.discovery()
+
+    def _jwks(self, data: dict[str, Any]) -> tuple[int, Any]:
+        return 200, self.idp.jwks()
+
+    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub": ...}, alice by default
+        return 200, {"access_token": self.idp.token(str(data.get("sub") or "alice")), "token_type": "Bearer",
+                     "expires_in": 3600}
+
+    def _listing(self, data: dict[str, Any], name: str) -> tuple[int, Any]:
+        return 200, getattr(self, name)
+
+    def _arm(self, data: dict[str, Any]) -> tuple[int, Any]:
+        if unknown := set(data) - FAULT_FIELDS:
+            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
+        try:
+            return 201, self._faults.add(**data).describe()
+        except TypeError as exc:  # no kind, or e.g. a number given as a string
+            raise ValueError(str(exc)) from exc
+
+    def _disarm(self, data: dict[str, Any]) -> tuple[int, Any]:
+        self.clear_faults()
+        return 200, {"cleared": True}
+
+    def _callbacks(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"shuffled": true}: the callbacks fault mode
+        self.shuffle_callbacks(bool(data.get("shuffled")))
+        return 200, {"shuffled": self._flows.shuffle_callbacks}
+
+    def _inbound(self, data: dict[str, Any], kind: str) -> tuple[int, Any]:
+        url, from_, to = (data.get(name) for name in ("url", "from", "to"))
+        if not all(isinstance(value, str) and value for value in (url, from_, to)):
+            raise ValueError("expected string fields: url, from, to")
+        types = INBOUND_FIELDS[kind]
+        options = {name: value for name, value in data.items() if name in types}
+        for name, value in options.items():
+            strings = not isinstance(value, list) or all(isinstance(item, str) for item in value)
+            if type(value) is not types[name] or not strings:
+                expected = "list of strings" if types[name] is list else types[name].__name__
+                raise ValueError(f"expected {name}: {expected}")
+        if kind == "sms":
+            return 200, self._flows.inbound_sms(url, from_, to, options.pop("body", ""), **options)
+        return 200, self._flows.inbound_call(url, from_, to, **options)
+
+    def _unknown(self, data: dict[str, Any], route: str = "") -> tuple[int, Any]:
+        return 404, {"error": f"no control endpoint /_sandbox/{route} for this method"}

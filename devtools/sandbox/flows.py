@@ -39,8 +39,9 @@ class Flows:
         self._held: dict[str, list[tuple[Kind, Resource, dict[str, str]]]] = {}
         self.base_url = ""  # the sandbox's origin (set once serving): recordings' URLs start with it
 
-    def spawn(self, target: Callable[[str], None], sid: str) -> None:
-        """Run target(sid) on a daemon thread (nothing once closed)."""
+    def spawn(self, sid: str) -> None:
+        """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (nothing once closed)."""
+        target = self.message_lifecycle if sid.startswith("SM") else self.call_flow
         if not self._stopping.is_set():
             threading.Thread(target=self._run, args=(target, sid), name=f"sandbox-{sid}", daemon=True).start()
 
