@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import threading
@@ -16,7 +15,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
-from .faults import Body, Fault, FaultRegistry
+from .faults import FaultRegistry
 from .flows import Flows
 from .idp import IdentityProvider
 from .rest import JSON_TYPE, RestApi
@@ -25,7 +24,6 @@ from .wsgi import serve
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-FAULT_FIELDS = {field.name for field in dataclasses.fields(Fault)} - {"id"}  # kind, status, body, ...
 INBOUND_FIELDS: dict[str, dict[str, type]] = {  # the optional fields of POST /_sandbox/inbound/<kind>, by type
     "sms": {"body": str, "media_urls": list},
     "call": {"digits": list, "dial_outcomes": list, "record": bool, "max_steps": int}}
@@ -135,14 +133,11 @@ class TwilioSandbox:
         self._faults.clear()
         self._store.reset()
 
-    def inject_fault(self, kind: str, *, status: int = 500, body: Body = None, content_type: str = "application/json",
-                     headers: Mapping[str, str] | None = None, times: int | None = 1, path_contains: str | None = None,
-                     method: str | None = None, preset: str | None = None, chunk_bytes: int = 4,
-                     interval: float = 0.2) -> dict[str, Any]:
-        """Arm a fault for matching REST requests: status, hang, reset, raw, trickle or odd (see faults.py)."""
-        return self._faults.add(kind, status=status, body=body, content_type=content_type,
-                                headers=dict(headers or {}), times=times, path_contains=path_contains, method=method,
-                                preset=preset, chunk_bytes=chunk_bytes, interval=interval).describe()
+    def inject_fault(self, kind: str, **options: Any) -> dict[str, Any]:
+        """Arm a fault for matching REST requests (status, hang, reset, raw, trickle or odd) and describe it; options
+        are the other Fault fields (faults.py): status, body, content_type, headers, times, path_contains, method,
+        preset, chunk_bytes, interval."""
+        return self._faults.add(kind, **options).describe()
 
     def shuffle_callbacks(self, enabled: bool = True) -> None:
         """Fault mode: deliver each resource's status callbacks at the end of its lifecycle, shuffled and duplicated."""
@@ -161,22 +156,15 @@ class TwilioSandbox:
         """Post a signed inbound SMS to the app: {status, content_type, twiml, sid[, twilio_error]}."""
         return self._flows.inbound_sms(webhook_url, from_, to, body, media_urls=media_urls, method=method)
 
-    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, *, method: str = "POST",
-                              digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
-                              max_steps: int = 20) -> dict[str, Any]:
-        """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does
-        (digits per <Gather>, outcomes per <Dial>, a message at <Record> or not; see Flows.inbound_call):
-        {status, content_type, twiml (the first document), sid[, twilio_error], steps, dialed, said, ended}."""
-        return self._flows.inbound_call(webhook_url, from_, to, method=method, digits=digits,
-                                        dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
+    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, **options: Any) -> dict[str, Any]:
+        """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does;
+        options (method, digits, dial_outcomes, record, max_steps) and result as Flows.inbound_call."""
+        return self._flows.inbound_call(webhook_url, from_, to, **options)
 
-    def simulate_client_call(self, webhook_url: str, identity: str, to: str, *, method: str = "POST",
-                             digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
-                             max_steps: int = 20) -> dict[str, Any]:
+    def simulate_client_call(self, webhook_url: str, identity: str, to: str, **options: Any) -> dict[str, Any]:
         """A Voice SDK call from client:<identity> (with ApplicationSid) to `to`, a number or client:...; as
         simulate_inbound_call."""
-        return self.simulate_inbound_call(webhook_url, f"client:{identity}", to, method=method, digits=digits,
-                                          dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
+        return self.simulate_inbound_call(webhook_url, f"client:{identity}", to, **options)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> bool:
         """Poll predicate() until it is truthy (True) or timeout seconds pass (False)."""
@@ -218,11 +206,9 @@ class TwilioSandbox:
         return 200, getattr(self, name)
 
     def _arm(self, data: dict[str, Any]) -> tuple[int, Any]:
-        if unknown := set(data) - FAULT_FIELDS:
-            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         try:
-            return 201, self._faults.add(**data).describe()
-        except TypeError as exc:  # no kind, or e.g. a number given as a string
+            return 201, self.inject_fault(**data)
+        except TypeError as exc:  # no kind, an unknown field, or e.g. a number given as a string
             raise ValueError(str(exc)) from exc
 
     def _disarm(self, data: dict[str, Any]) -> tuple[int, Any]:
