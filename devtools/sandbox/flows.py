@@ -10,8 +10,7 @@ import random
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,7 +21,6 @@ from .webhooks import judge_twiml, reply_messages, send_signed
 _log = logging.getLogger("devtools.sandbox")
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
-_Request = tuple[str, str, dict[str, str], bool]  # url, method, the step's own params, TwiML expected
 
 
 class Flows:
@@ -59,7 +57,8 @@ class Flows:
         """Wait one step; False once closing."""
         return not self._stopping.wait(self._step_delay)
 
-    def _send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
+    def send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
+        """A signed request to the app (webhooks.send_signed)."""
         return send_signed(self._auth_token, url, params, method, self._timeout)
 
     def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str], held: bool = False) -> None:
@@ -67,7 +66,7 @@ class Flows:
         if url and self.shuffle_callbacks and not held:
             self._held.setdefault(resource["sid"], []).append((kind, resource, params))
         elif url:
-            result = self._send(url, params)
+            result = self.send(url, params)
             status = params.get("MessageStatus") or params.get("CallStatus")
             self.store.log("status_callback", resource=kind[:-1], sid=resource["sid"], resource_status=status, **result)
 
@@ -129,7 +128,7 @@ class Flows:
         """Request the call's Url as Twilio does; record the TwiML or the Twilio error (returned)."""
         meta = call["sandbox"]
         params = _call_params(call, "in-progress")
-        result = self._send(meta["url"], params, meta["method"])
+        result = self.send(meta["url"], params, meta["method"])
         twiml, error = judge_twiml(result, allow_empty=False)
         outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
         self.store.update("calls", call["sid"], {}, sandbox=outcome)
@@ -147,7 +146,7 @@ class Flows:
         for index, media_url in enumerate(media_urls):
             params[f"MediaUrl{index}"] = media_url
             params[f"MediaContentType{index}"] = mimetypes.guess_type(media_url)[0] or "image/jpeg"
-        result = self._send(url, params, method)
+        result = self.send(url, params, method)
         twiml, error = judge_twiml(result, allow_empty=True)
         for reply_to, reply_from, text in reply_messages(twiml):
             self.store.add("messages", message_resource(self.account_sid, to=reply_to or from_, from_=reply_from or to,
@@ -157,138 +156,129 @@ class Flows:
 
     def inbound_call(self, url: str, from_: str, to: str, *, method: str = "POST", digits: Sequence[str] = (),
                      dial_outcomes: Sequence[str] = (), record: bool = True, max_steps: int = 20) -> dict[str, Any]:
-        """Ring the app's voice webhook and play the caller's side, following the TwiML answered as Twilio does.
-
-        Every request is signed and carries the call's parameters (CallStatus ringing, then in-progress; a
-        client:... caller adds ApplicationSid). <Say>, <Play>, <Pause> are noted. <Gather> takes the next of
-        `digits`: keys request its action (default: the document's URL) with Digits; no input ("" or none left)
-        runs the next verb, unless actionOnEmptyResult="true" (then Digits=""). <Dial> takes the next of
-        `dial_outcomes` ("completed" by default) and requests its action with DialCallStatus and DialCallDuration;
-        without an action the next verb runs. <Record>, when `record`: recordingStatusCallback (if any), then the
-        action with Digits=hangup (the caller hung up after the message), which ends the call. Without `record`
-        the recording is empty, and as Twilio documents ("if Twilio receives an empty recording, it will not make
-        a request to the 'action' URL. The current call flow will continue with the next verb in the current TwiML
-        document", https://www.twilio.com/docs/voice/twiml/record) the next verb runs. <Redirect> requests its URL;
-        <Hangup/>, <Reject/> or the document's end end the call; relative URLs resolve against the document's URL.
-        A non-2xx answer or bad TwiML ends it with the Twilio error; more than max_steps requests, as "step limit".
-
-        Returns {status, content_type, twiml (the first document), sid[, twilio_error], steps: [{url, method,
-        params (the step's own: Digits, DialCallStatus, Recording...), status, twiml, twilio_error, verbs}],
-        dialed: [[target, ...] per <Dial>], said: [every <Say>'s text], ended: hangup|reject|end|step limit|error}.
-        """
+        """Ring the app's voice webhook and play the caller's side as Twilio would (README, "Twilio sandbox"): each
+        <Gather> takes the next of `digits`, each <Dial> the next of `dial_outcomes`, a <Record> gets a message when
+        `record`; at most max_steps requests. Returns {status, content_type, twiml (the first document), sid
+        [, twilio_error], steps: [{url, method, params, status, twiml, twilio_error, verbs}], dialed, said, ended}."""
         if max_steps < 1 or any(outcome not in DIAL_OUTCOMES for outcome in dial_outcomes):
             raise ValueError(f"max_steps must be at least 1 and dial outcomes among {', '.join(DIAL_OUTCOMES)}")
-        sid = new_sid("CA")
-        call = _call_params({"account_sid": self.account_sid, "sid": sid, "from": from_, "to": to,
-                             "direction": "inbound"}, "ringing")
+        call = _InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps)
+        ended = call.run(url, method)
+        twiml, error = call.steps[0]["twiml"], call.steps[-1]["twilio_error"]
+        self.store.log("inbound.call", sid=call.sid, twiml=twiml, twilio_error=error, ended=ended,
+                       steps=len(call.steps), **call.first)
+        return {**_outcome(call.sid, call.first, twiml, error), "steps": call.steps, "dialed": call.dialed,
+                "said": call.said, "ended": ended}
+
+
+class _Ended(Exception):
+    """Raised when a simulated inbound call ends; its argument says how: hangup, reject, end, step limit or error."""
+
+
+class _InboundCall:
+    """One inbound call from the caller's side: the keys pressed, how each <Dial> ends, whether a message is left."""
+
+    def __init__(self, flows: Flows, from_: str, to: str, digits: Sequence[str], dial_outcomes: Sequence[str],
+                 record: bool, max_steps: int) -> None:
+        self.flows = flows
+        self.digits, self.dial_outcomes = iter(digits), iter(dial_outcomes)
+        self.record = record
+        self.max_steps = max_steps
+        self.sid = new_sid("CA")
+        self.params = _call_params({"account_sid": flows.account_sid, "sid": self.sid, "from": from_, "to": to,
+                                    "direction": "inbound"}, "ringing")
         if from_.startswith("client:"):
-            call["ApplicationSid"] = CLIENT_APPLICATION_SID
-        caller = _Caller(iter(digits), iter(dial_outcomes), record,
-                         f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/")
-        pending: list[_Request] = [(url, method, {}, True)]
-        steps: list[dict[str, Any]] = []
-        verbs: list[ET.Element] = []
-        document, ending, error = url, None, None
-        first: tuple[dict[str, Any], str | None] | None = None  # the first request's outcome and TwiML
-        while True:
-            if pending and len(steps) >= max_steps:
-                ended = "step limit"
-                steps[-1]["verbs"].append("step limit")
-                break
-            if pending:
-                target, how, own, expects_twiml = pending.pop(0)
-                params = {**call, **own} if expects_twiml else {"AccountSid": self.account_sid, "CallSid": sid, **own}
-                result = self._send(target, params, how)
-                twiml, error = judge_twiml(result, allow_empty=False) if expects_twiml else (None, None)
-                first = first or (result, twiml)
-                step = {"url": target, "method": result["method"], "params": own, "status": result["status"],
-                        "twiml": twiml, "twilio_error": error, "verbs": []}
-                steps.append(step)
-                self.store.log("call.step", sid=sid, step=len(steps), twiml=twiml, twilio_error=error, **result)
-                call["CallStatus"] = "in-progress"
-                if error:
-                    ended = "error"
-                    break
-                if twiml is not None:
-                    verbs, document, caller.notes = list(ET.fromstring(twiml.strip())), target, step["verbs"]
-            elif ending or not verbs:
-                ended = ending or "end"
-                break
+            self.params["ApplicationSid"] = CLIENT_APPLICATION_SID
+        self.first: dict[str, Any] = {}  # the first request's outcome
+        self.steps: list[dict[str, Any]] = []
+        self.said: list[str] = []
+        self.dialed: list[list[str]] = []
+
+    def run(self, url: str, method: str) -> str:
+        """Request the first document, then play each document answered in turn; how the call ended."""
+        request: tuple[str, str, dict[str, str]] = (url, method, {})
+        try:
+            while True:
+                twiml = self.request(*request)
+                request = self.play(twiml, document=request[0])
+        except _Ended as end:
+            return str(end)
+
+    def request(self, url: str, method: str, own: dict[str, str], twiml: bool = True) -> str:
+        """One step: request url with the call's parameters and the step's own (only AccountSid and CallSid with
+        them when no TwiML is expected); the TwiML answered. _Ended on a Twilio error or past max_steps."""
+        if len(self.steps) >= self.max_steps:
+            self.steps[-1]["verbs"].append("step limit")
+            raise _Ended("step limit")
+        base = self.params if twiml else {"AccountSid": self.flows.account_sid, "CallSid": self.sid}
+        result = self.flows.send(url, {**base, **own}, method)
+        document, error = judge_twiml(result, allow_empty=False) if twiml else (None, None)
+        self.first = self.first or result
+        self.steps.append({"url": url, "method": result["method"], "params": own, "status": result["status"],
+                           "twiml": document, "twilio_error": error, "verbs": []})
+        self.flows.store.log("call.step", sid=self.sid, step=len(self.steps), twiml=document, twilio_error=error,
+                             **result)
+        self.params["CallStatus"] = "in-progress"
+        if error:
+            raise _Ended("error")
+        return document or ""
+
+    def play(self, twiml: str, document: str) -> tuple[str, str, dict[str, str]]:
+        """Perform the verbs until one requests the next document (returned) or the call ends (_Ended); relative
+        URLs resolve against the document's."""
+        notes = self.steps[-1]["verbs"]  # the step's verbs, as performed
+        for verb in ET.fromstring(twiml.strip()):
+            action, how = urljoin(document, verb.get("action", "")), verb.get("method", "POST")
+            if verb.tag in ("Say", "Play", "Pause"):
+                self.note(verb)
+            elif verb.tag == "Gather":
+                for child in verb:
+                    self.note(child)
+                pressed = next(self.digits, "")
+                if (finish := verb.get("finishOnKey", "#")) and finish in pressed:
+                    pressed = pressed[:pressed.index(finish)]
+                if (limit := verb.get("numDigits", "")).isdigit():
+                    pressed = pressed[:int(limit)]
+                notes.append(f"Gather: {pressed or 'no input'}")
+                if pressed or verb.get("actionOnEmptyResult") == "true":
+                    return action, how, {"Digits": pressed}
+            elif verb.tag == "Dial":
+                targets = [("client:" if noun.tag == "Client" else "") + _text(noun) for noun in verb] or [_text(verb)]
+                outcome = next(self.dial_outcomes, "completed")
+                self.dialed.append(targets)
+                notes.append(f"Dial {', '.join(targets)}: {outcome}")
+                answered = {"DialCallDuration": "12", "DialCallSid": new_sid("CA")} if outcome == "completed" else {}
+                if verb.get("action"):
+                    return action, how, {"DialCallStatus": outcome, "DialCallDuration": "0", **answered}
+            elif verb.tag == "Record" and self.record:
+                notes.append("Record: a 7 s message, then the caller hangs up")
+                sid = new_sid("RE")
+                recording = {"RecordingSid": sid, "RecordingUrl": f"{self.flows.base_url}/{API_VERSION}/Accounts/"
+                             f"{self.flows.account_sid}/Recordings/{sid}", "RecordingDuration": "7"}
+                if callback := verb.get("recordingStatusCallback"):
+                    status = {"RecordingStatus": "completed", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
+                              "RecordingStartTime": now_rfc2822(), "ErrorCode": "0"}
+                    self.request(urljoin(document, callback), verb.get("recordingStatusCallbackMethod", "POST"),
+                                 {**recording, **status}, twiml=False)
+                self.request(action, how, {**recording, "Digits": "hangup"})
+                raise _Ended("hangup")
+            elif verb.tag == "Record":  # an empty recording: Twilio skips the action and runs the next verb
+                notes.append("Record: no audio")
+            elif verb.tag == "Redirect":
+                notes.append(f"Redirect: {_text(verb)}")
+                return urljoin(document, _text(verb)), how, {}
+            elif verb.tag in ("Hangup", "Reject"):
+                notes.append(verb.tag)
+                raise _Ended(verb.tag.lower())
             else:
-                pending, ending = caller.act(verbs.pop(0), document)
-        assert first is not None
-        self.store.log("inbound.call", sid=sid, twiml=first[1], twilio_error=error, ended=ended, steps=len(steps),
-                       **first[0])
-        return {**_outcome(sid, first[0], first[1], error), "steps": steps, "dialed": caller.dialed,
-                "said": caller.said, "ended": ended}
+                notes.append(f"<{verb.tag}> not simulated: skipped")
+        raise _Ended("end")
 
-
-@dataclass
-class _Caller:
-    """The caller's side of an inbound call: the keys pressed, how each <Dial> ends, whether a message is left."""
-
-    digits: Iterator[str]
-    dial_outcomes: Iterator[str]
-    record: bool
-    recordings_url: str
-    said: list[str] = field(default_factory=list)
-    dialed: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # the current step's verbs, as performed
-
-    def act(self, verb: ET.Element, document: str) -> tuple[list[_Request], str | None]:
-        """Perform one verb: the requests it makes, and how the call ends after them (None: it goes on)."""
-        action, how = urljoin(document, verb.get("action", "")), verb.get("method", "POST")
-        if verb.tag in ("Say", "Play", "Pause"):
-            self._note(verb)
-        elif verb.tag == "Gather":
-            for child in verb:
-                self._note(child)
-            pressed = next(self.digits, "")
-            if (finish := verb.get("finishOnKey", "#")) and finish in pressed:
-                pressed = pressed[:pressed.index(finish)]
-            if (limit := verb.get("numDigits", "")).isdigit():
-                pressed = pressed[:int(limit)]
-            self.notes.append(f"Gather: {pressed or 'no input'}")
-            if pressed or verb.get("actionOnEmptyResult") == "true":
-                return [(action, how, {"Digits": pressed}, True)], None
-        elif verb.tag == "Dial":
-            targets = [("client:" if noun.tag == "Client" else "") + _text(noun) for noun in verb] or [_text(verb)]
-            outcome = next(self.dial_outcomes, "completed")
-            self.dialed.append(targets)
-            self.notes.append(f"Dial {', '.join(targets)}: {outcome}")
-            params = {"DialCallStatus": outcome, "DialCallDuration": "0"}
-            if outcome == "completed":
-                params.update(DialCallDuration="12", DialCallSid=new_sid("CA"))
-            if verb.get("action"):
-                return [(action, how, params, True)], None
-        elif verb.tag == "Record" and not self.record:
-            self.notes.append("Record: no audio")
-        elif verb.tag == "Record":
-            self.notes.append("Record: a 7 s message, then the caller hangs up")
-            recording_sid = new_sid("RE")
-            recording = {"RecordingSid": recording_sid, "RecordingUrl": self.recordings_url + recording_sid,
-                         "RecordingDuration": "7"}
-            requests = [(action, how, {**recording, "Digits": "hangup"}, True)]
-            if callback := verb.get("recordingStatusCallback"):
-                status = {"RecordingStatus": "completed", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
-                          "RecordingStartTime": now_rfc2822(), "ErrorCode": "0"}
-                requests.insert(0, (urljoin(document, callback), verb.get("recordingStatusCallbackMethod", "POST"),
-                                    {**recording, **status}, False))
-            return requests, "hangup"
-        elif verb.tag == "Redirect":
-            self.notes.append(f"Redirect: {_text(verb)}")
-            return [(urljoin(document, _text(verb)), how, {}, True)], None
-        elif verb.tag in ("Hangup", "Reject"):
-            self.notes.append(verb.tag)
-            return [], verb.tag.lower()
-        else:
-            self.notes.append(f"<{verb.tag}> not simulated: skipped")
-        return [], None
-
-    def _note(self, verb: ET.Element) -> None:
+    def note(self, verb: ET.Element) -> None:
         if verb.tag == "Say":
             self.said.append(_text(verb))
-        self.notes.append(f"{verb.tag}: {verb.get('length', '1') + ' s' if verb.tag == 'Pause' else _text(verb)}")
+        length = f"{verb.get('length', '1')} s" if verb.tag == "Pause" else _text(verb)
+        self.steps[-1]["verbs"].append(f"{verb.tag}: {length}")
 
 
 def _text(element: ET.Element) -> str:
