@@ -1,5 +1,5 @@
-"""Twilio's side of the story: message statuses, the outbound call flow and simulated inbound SMS and calls (the
-caller's side of a multi-step voice flow included)."""
+"""Twilio's side of the story: signed requests to the app and Twilio's judgement of its TwiML, message statuses, the
+outbound call flow and simulated inbound SMS and calls (the caller's side of a multi-step voice flow included)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import mimetypes
 import random
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from .errors import ALWAYS_VALID_FROM, API_VERSION
+import requests
+from twilio.request_validator import RequestValidator
+
+from .errors import ALWAYS_VALID_FROM, API_VERSION, webhook_error
 from .state import Kind, Resource, Store, message_resource, new_sid, now_rfc2822
-from .webhooks import judge_twiml, reply_messages, send_signed
 
 _log = logging.getLogger("devtools.sandbox")
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
+TWIML_TYPES = frozenset({"text/xml", "application/xml", "text/html"})
 
 
 class Flows:
-    """Runs lifecycles on daemon threads that end at their next step after close()."""
+    """Requests to the app as Twilio makes them; lifecycles on daemon threads that end at their next step after
+    close()."""
 
     def __init__(self, store: Store, *, account_sid: str, auth_token: str, step_delay: float, timeout: float) -> None:
         self.store = store
@@ -39,13 +44,13 @@ class Flows:
 
     def spawn(self, sid: str) -> None:
         """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (nothing once closed)."""
-        target = self.message_lifecycle if sid.startswith("SM") else self.call_flow
         if not self._stopping.is_set():
-            threading.Thread(target=self._run, args=(target, sid), name=f"sandbox-{sid}", daemon=True).start()
+            threading.Thread(target=self._run, args=(sid,), name=f"sandbox-{sid}", daemon=True).start()
 
-    def _run(self, target: Callable[[str], None], sid: str) -> None:
+    def _run(self, sid: str) -> None:
+        lifecycle = self.message_lifecycle if sid.startswith("SM") else self.call_flow
         try:
-            target(sid)
+            lifecycle(sid)
         except Exception:  # a sandbox bug: logged, never silent
             _log.exception("sandbox flow for %s failed", sid)
 
@@ -58,8 +63,25 @@ class Flows:
         return not self._stopping.wait(self._step_delay)
 
     def send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
-        """A signed request to the app (webhooks.send_signed)."""
-        return send_signed(self._auth_token, url, params, method, self._timeout)
+        """POST (form) or GET (query) params to url with X-Twilio-Signature; the outcome (url, method, params,
+        status, content_type, body, error), never raising."""
+        method = "GET" if method.upper() == "GET" else "POST"
+        result: dict[str, Any] = {"url": url, "method": method, "params": dict(params), "status": None,
+                                  "content_type": None, "body": "", "error": None}
+        if urlsplit(url).scheme not in ("http", "https"):
+            return {**result, "error": f"unsupported URL {url!r}"}
+        form = params if method == "POST" else {}
+        query = urlencode(params) if method == "GET" else ""
+        target = f"{url}{'&' if urlsplit(url).query else '?'}{query}" if query else url
+        headers = {"X-Twilio-Signature": RequestValidator(self._auth_token).compute_signature(target, form),
+                   "I-Twilio-Idempotency-Token": str(uuid.uuid4()), "User-Agent": "TwilioProxy/1.1", "Accept": "*/*"}
+        try:
+            reply = requests.request(method, target, data=form or None, headers=headers, timeout=self._timeout,
+                                     allow_redirects=False)
+        except requests.RequestException as exc:
+            return {**result, "error": f"{type(exc).__name__}: {exc}"}
+        return {**result, "status": reply.status_code, "content_type": reply.headers.get("Content-Type"),
+                "body": reply.content.decode("utf-8", "replace")}
 
     def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str], held: bool = False) -> None:
         url = resource["sandbox"].get("status_callback")
@@ -78,7 +100,6 @@ class Flows:
         for kind, resource, params in held:
             self._status_callback(kind, resource, params, held=True)
 
-    # -- outbound ------------------------------------------------------------------------------------------------
     def message_lifecycle(self, sid: str) -> None:
         """queued -> sent -> delivered, with a signed status callback at each step when one was given."""
         for status in ("queued", "sent", "delivered"):
@@ -99,22 +120,24 @@ class Flows:
         self._release_callbacks(sid)
 
     def call_flow(self, sid: str) -> None:
-        """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
-        sequence = itertools.count()
-        started = time.monotonic()
+        """initiated -> ringing -> in-progress, the signed fetch of the call's Url (its TwiML or Twilio error
+        recorded), then completed or failed."""
+        sequence, started = itertools.count(), time.monotonic()
         call: Resource | None = None
         for status in ("initiated", "ringing", "in-progress"):
-            if not self._step():
-                return
             changes = {} if status == "initiated" else {"status": status}
             if status == "in-progress":
                 started, changes["start_time"] = time.monotonic(), now_rfc2822()
-            call = self.store.update("calls", sid, changes)
+            call = self.store.update("calls", sid, changes) if self._step() else None
             if call is None:
                 return
             self._status_callback("calls", call, _call_params(call, status, next(sequence)))
         assert call is not None
-        error = self._fetch_twiml(call)
+        result = self.send(call["sandbox"]["url"], _call_params(call, "in-progress"), call["sandbox"]["method"])
+        twiml, error = judge_twiml(result, allow_empty=False)
+        self.store.update("calls", sid, {}, sandbox={"twiml": twiml, "webhook_status": result["status"],
+                                                      "twilio_error": error})
+        self.store.log("call.webhook", call_sid=sid, twiml=twiml, twilio_error=error, **result)
         if not self._step():
             return
         final, duration = ("failed" if error else "completed"), str(int(time.monotonic() - started))
@@ -124,18 +147,6 @@ class Flows:
             self._status_callback("calls", call, params)
         self._release_callbacks(sid)
 
-    def _fetch_twiml(self, call: Resource) -> dict[str, Any] | None:
-        """Request the call's Url as Twilio does; record the TwiML or the Twilio error (returned)."""
-        meta = call["sandbox"]
-        params = _call_params(call, "in-progress")
-        result = self.send(meta["url"], params, meta["method"])
-        twiml, error = judge_twiml(result, allow_empty=False)
-        outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
-        self.store.update("calls", call["sid"], {}, sandbox=outcome)
-        self.store.log("call.webhook", call_sid=call["sid"], twiml=twiml, twilio_error=error, **result)
-        return error
-
-    # -- inbound -------------------------------------------------------------------------------------------------
     def inbound_sms(self, url: str, from_: str, to: str, body: str, *, media_urls: Sequence[str] = (),
                     method: str = "POST") -> dict[str, Any]:
         """Deliver an inbound SMS to the app's webhook; each <Message> answered is stored as an outbound reply."""
@@ -148,9 +159,12 @@ class Flows:
             params[f"MediaContentType{index}"] = mimetypes.guess_type(media_url)[0] or "image/jpeg"
         result = self.send(url, params, method)
         twiml, error = judge_twiml(result, allow_empty=True)
-        for reply_to, reply_from, text in reply_messages(twiml):
-            self.store.add("messages", message_resource(self.account_sid, to=reply_to or from_, from_=reply_from or to,
-                                                        body=text, status="sent", direction="outbound-reply"))
+        for reply in (ET.fromstring(twiml.strip()).findall("Message") if twiml else []):
+            body_element = reply.find("Body")
+            text = (body_element if body_element is not None else reply).text or ""
+            self.store.add("messages", message_resource(self.account_sid, to=reply.get("to") or from_,
+                                                        from_=reply.get("from") or to, body=text.strip(),
+                                                        status="sent", direction="outbound-reply"))
         self.store.log("inbound.sms", sid=sid, twiml=twiml, twilio_error=error, **result)
         return _outcome(sid, result, twiml, error)
 
@@ -163,7 +177,12 @@ class Flows:
         if max_steps < 1 or any(outcome not in DIAL_OUTCOMES for outcome in dial_outcomes):
             raise ValueError(f"max_steps must be at least 1 and dial outcomes among {', '.join(DIAL_OUTCOMES)}")
         call = _InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps)
-        ended = call.run(url, method)
+        request: tuple[str, str, dict[str, str]] = (url, method, {})
+        try:
+            while True:  # request a document, play it: the next request, until the call ends
+                request = call.play(call.request(*request), document=request[0])
+        except _Ended as end:
+            ended = str(end)
         twiml, error = call.steps[0]["twiml"], call.steps[-1]["twilio_error"]
         self.store.log("inbound.call", sid=call.sid, twiml=twiml, twilio_error=error, ended=ended,
                        steps=len(call.steps), **call.first)
@@ -193,16 +212,6 @@ class _InboundCall:
         self.steps: list[dict[str, Any]] = []
         self.said: list[str] = []
         self.dialed: list[list[str]] = []
-
-    def run(self, url: str, method: str) -> str:
-        """Request the first document, then play each document answered in turn; how the call ended."""
-        request: tuple[str, str, dict[str, str]] = (url, method, {})
-        try:
-            while True:
-                twiml = self.request(*request)
-                request = self.play(twiml, document=request[0])
-        except _Ended as end:
-            return str(end)
 
     def request(self, url: str, method: str, own: dict[str, str], twiml: bool = True) -> str:
         """One step: request url with the call's parameters and the step's own (only AccountSid and CallSid with
@@ -279,6 +288,26 @@ class _InboundCall:
             self.said.append(_text(verb))
         length = f"{verb.get('length', '1')} s" if verb.tag == "Pause" else _text(verb)
         self.steps[-1]["verbs"].append(f"{verb.tag}: {length}")
+
+
+def judge_twiml(result: dict[str, Any], *, allow_empty: bool) -> tuple[str | None, dict[str, Any] | None]:
+    """(TwiML, None) or (None, Twilio error): 11200 no 2xx answer, 12300 not an XML type, 12100 not <Response>."""
+    if result["status"] is None:
+        return None, webhook_error(11200, result["error"] or "connection failure")
+    if not 200 <= result["status"] < 300:
+        return None, webhook_error(11200, f"HTTP {result['status']} from {result['url']}")
+    if allow_empty and not result["body"].strip():
+        return "", None
+    media_type = (result["content_type"] or "").split(";", 1)[0].strip().lower()
+    if media_type not in TWIML_TYPES and not media_type.endswith("+xml"):
+        return None, webhook_error(12300, f"Content-Type {media_type or '(none)'} is not a TwiML type")
+    try:
+        root = ET.fromstring(result["body"].strip())
+    except ET.ParseError as exc:
+        return None, webhook_error(12100, f"XML parse error: {exc}")
+    if root.tag != "Response":
+        return None, webhook_error(12100, f"root element is <{root.tag}>, expected <Response>")
+    return result["body"], None
 
 
 def _text(element: ET.Element) -> str:
