@@ -6,6 +6,7 @@ from typing import Any, Final
 
 API_VERSION: Final = "2010-04-01"
 ALWAYS_VALID_FROM: Final = "+15005550006"  # the magic sender that always succeeds
+DOCS: Final = "https://www.twilio.com/docs/errors"  # an error's documentation: DOCS/code
 
 # code -> (HTTP status, message template); templates may use {to}, {from_} and {path}.
 ERRORS: Final[dict[int, tuple[int, str]]] = {
@@ -56,17 +57,12 @@ CALL_FROM_ERRORS: Final = {"+15005550001": 21212, "+15005550007": 21210}
 STATUS_CODES: Final = {400: 20001, 401: 20003, 403: 20005, 404: 20404, 405: 20004, 429: 20429, 500: 20500, 503: 20503}
 
 
-def more_info(code: int) -> str:
-    """Twilio's documentation URL for an error code."""
-    return f"https://www.twilio.com/docs/errors/{code}"
-
-
 def error_body(code: int, *, status: int | None = None, to: str = "", from_: str = "",
                path: str = "") -> dict[str, Any]:
     """A Twilio REST error payload: code, message, more_info, status."""
     default_status, template = ERRORS.get(code, (400, "Error"))
     message = template.format(to=to, from_=from_, path=path).replace("resource  was", "resource was")
-    return {"code": code, "message": message, "more_info": more_info(code), "status": status or default_status}
+    return {"code": code, "message": message, "more_info": f"{DOCS}/{code}", "status": status or default_status}
 
 
 def status_body(status: int) -> dict[str, Any]:
@@ -76,4 +72,4 @@ def status_body(status: int) -> dict[str, Any]:
 
 def webhook_error(code: int, detail: str) -> dict[str, Any]:
     """The record of a Twilio debugger error raised by a webhook request."""
-    return {"code": code, "message": ERRORS[code][1], "more_info": more_info(code), "detail": detail}
+    return {"code": code, "message": ERRORS[code][1], "more_info": f"{DOCS}/{code}", "detail": detail}

@@ -8,6 +8,10 @@ import time
 import uuid
 from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
 DEFAULT_AUDIENCE = "twilio-functions-dev"
 
 
@@ -46,27 +50,19 @@ class IdentityProvider:
                 "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint": f"{self.issuer}/_sandbox/token"}
 
     def jwks(self) -> dict[str, Any]:
-        from jwt.algorithms import RSAAlgorithm
-
         kid, key = self._signing()
         with self._lock:
             self.jwks_fetches += 1
         public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
         return {"keys": [{**public, "kid": kid, "use": "sig", "alg": "RS256"}]}
 
-    def token(self, sub: str = "alice", ttl: int = 3600, **claims: Any) -> str:
-        """A signed access token for sub, valid for ttl seconds; claims override or add to the standard ones."""
-        import jwt
-
+    def token(self, sub: str = "alice", ttl: int = 3600) -> str:
+        """A signed access token for sub, valid for ttl seconds."""
         now = int(time.time())
-        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl,
-                   **claims}
+        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl}
         kid, key = self._signing()
-        return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm="RS256",
-                          headers={"kid": kid})
+        return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
 def _new_key() -> tuple[str, Any]:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     return uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)

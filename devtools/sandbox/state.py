@@ -100,10 +100,6 @@ class Store:
         with self._lock:
             return copy.deepcopy(list(self._activity))
 
-    def requests(self) -> list[dict[str, Any]]:
-        """The REST requests received (their "rest.request" events), oldest first."""
-        return [event for event in self.activity() if event["type"] == "rest.request"]
-
     def reset(self) -> None:
         """Forget all resources, requests and events."""
         with self._lock:
