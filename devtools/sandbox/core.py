@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -37,8 +36,7 @@ INBOUND_FIELDS: dict[str, dict[str, type]] = {  # the optional fields of POST /_
 # The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool),
 # each answered by the TwilioSandbox method its endpoint names; any other path goes to the REST API.
 ROUTES = Map([
-    Rule("/.well-known/openid-configuration", endpoint="_discovery"),
-    Rule("/.well-known/jwks.json", endpoint="_jwks"),
+    Rule("/.well-known/<any('openid-configuration', 'jwks.json'):document>", endpoint="_well_known"),
     Rule("/_sandbox/token", methods=["POST"], endpoint="_token"),
     Rule("/_sandbox/<any(activity, requests, faults, messages, calls):name>", methods=["GET"], endpoint="_listing"),
     Rule("/_sandbox/faults", methods=["POST"], endpoint="_arm"),
@@ -109,8 +107,7 @@ class TwilioSandbox:
     def __enter__(self) -> TwilioSandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -213,11 +210,8 @@ class TwilioSandbox:
             status, payload = 400, {"error": str(exc)}
         return Response(json.dumps(payload), status, content_type=JSON_TYPE)(environ, start_response)
 
-    def _discovery(self, data: dict[str, Any]) -> tuple[int, Any]:
-        return 200, self.idp.discovery()
-
-    def _jwks(self, data: dict[str, Any]) -> tuple[int, Any]:
-        return 200, self.idp.jwks()
+    def _well_known(self, data: dict[str, Any], document: str) -> tuple[int, Any]:
+        return 200, self.idp.jwks() if document == "jwks.json" else self.idp.discovery()
 
     def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub": ...}, alice by default
         return 200, {"access_token": self.idp.token(str(data.get("sub") or "alice")), "token_type": "Bearer",

@@ -28,8 +28,7 @@ TWIML_TYPES = frozenset({"text/xml", "application/xml", "text/html"})
 
 
 class Flows:
-    """Requests to the app as Twilio makes them; lifecycles on daemon threads that end at their next step after
-    close()."""
+    """Requests to the app as Twilio makes them; lifecycles on daemon threads, ending at their next step once closed."""
 
     def __init__(self, store: Store, *, account_sid: str, auth_token: str, step_delay: float, timeout: float) -> None:
         self.store = store
@@ -63,8 +62,7 @@ class Flows:
         return not self._stopping.wait(self._step_delay)
 
     def send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
-        """POST (form) or GET (query) params to url with X-Twilio-Signature; the outcome (url, method, params,
-        status, content_type, body, error), never raising."""
+        """POST (form) or GET (query) params to url with X-Twilio-Signature; the outcome, never raising."""
         method = "GET" if method.upper() == "GET" else "POST"
         result: dict[str, Any] = {"url": url, "method": method, "params": dict(params), "status": None,
                                   "content_type": None, "body": "", "error": None}
@@ -93,8 +91,7 @@ class Flows:
             self.store.log("status_callback", resource=kind[:-1], sid=resource["sid"], resource_status=status, **result)
 
     def _release_callbacks(self, sid: str) -> None:
-        """At a lifecycle's end, in the shuffle mode: every held callback twice, in random order (Twilio promises
-        neither order nor exactly-once delivery)."""
+        """In the shuffle mode, at a lifecycle's end: every held callback twice, in random order (as Twilio may)."""
         held = self._held.pop(sid, []) * 2
         random.shuffle(held)
         for kind, resource, params in held:
@@ -120,8 +117,7 @@ class Flows:
         self._release_callbacks(sid)
 
     def call_flow(self, sid: str) -> None:
-        """initiated -> ringing -> in-progress, the signed fetch of the call's Url (its TwiML or Twilio error
-        recorded), then completed or failed."""
+        """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
         sequence, started = itertools.count(), time.monotonic()
         call: Resource | None = None
         for status in ("initiated", "ringing", "in-progress"):
@@ -214,11 +210,11 @@ class _InboundCall:
         self.dialed: list[list[str]] = []
 
     def request(self, url: str, method: str, own: dict[str, str], twiml: bool = True) -> str:
-        """One step: request url with the call's parameters and the step's own (only AccountSid and CallSid with
-        them when no TwiML is expected); the TwiML answered. _Ended on a Twilio error or past max_steps."""
+        """One step: request url with the call's parameters and the step's own; the TwiML answered, else _Ended."""
         if len(self.steps) >= self.max_steps:
             self.steps[-1]["verbs"].append("step limit")
             raise _Ended("step limit")
+        # a request that expects no TwiML (a recording status callback) has only AccountSid and CallSid of the call's
         base = self.params if twiml else {"AccountSid": self.flows.account_sid, "CallSid": self.sid}
         result = self.flows.send(url, {**base, **own}, method)
         document, error = judge_twiml(result, allow_empty=False) if twiml else (None, None)
@@ -233,8 +229,7 @@ class _InboundCall:
         return document or ""
 
     def play(self, twiml: str, document: str) -> tuple[str, str, dict[str, str]]:
-        """Perform the verbs until one requests the next document (returned) or the call ends (_Ended); relative
-        URLs resolve against the document's."""
+        """Perform the verbs until one requests the next document (returned) or the call ends (_Ended)."""
         notes = self.steps[-1]["verbs"]  # the step's verbs, as performed
         for verb in ET.fromstring(twiml.strip()):
             action, how = urljoin(document, verb.get("action", "")), verb.get("method", "POST")
