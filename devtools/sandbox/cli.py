@@ -27,21 +27,6 @@ FAULT_OPTIONS = {field.name: type(field.default) if field.default is not None el
                  for field in dataclasses.fields(Fault) if field.name not in ("kind", "id", "headers")}
 
 
-class CliError(Exception):
-    """A user-facing failure (printed to stderr, exit status 2)."""
-
-
-def _control(sandbox_url: str, method: str, route: str, payload: dict[str, Any]) -> Any:
-    """Call a /_sandbox/ control endpoint; its JSON answer."""
-    try:
-        response = requests.request(method, f"{sandbox_url.rstrip('/')}/_sandbox{route}", json=payload, timeout=30)
-    except requests.RequestException as exc:
-        raise CliError(f"cannot reach the sandbox at {sandbox_url}: {exc}") from exc
-    if not response.ok:
-        raise CliError(f"sandbox answered HTTP {response.status_code}: {response.text}")
-    return response.json()
-
-
 def _print_inbound(result: dict[str, Any], as_json: bool) -> int:
     """Print the app's TwiML, a call's steps (or the whole result); 1 when Twilio would have reported an error."""
     if as_json:
@@ -68,7 +53,7 @@ def _serve(args: dict[str, Any]) -> int:
     api_keys: dict[str, str] = {}
     for sid, _, secret in (item.partition(":") for item in args["api_key"]):
         if not sid or not secret:
-            raise CliError("--api-key must look like SKxxxx:secret")
+            raise ValueError("--api-key must look like SKxxxx:secret")
         api_keys[sid] = secret
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -133,24 +118,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the process exit status."""
+    """Run the command line; the process exit status (2 for a usage error or an unreachable sandbox)."""
     args = vars(build_parser().parse_args(argv))
-    command = args.pop("command")
+    command, sandbox_url, as_json = args.pop("command"), args.pop("sandbox", ""), args.pop("json", False)
     try:
         if command == "serve":
             return _serve(args)
-        sandbox_url, as_json = args.pop("sandbox"), args.pop("json", False)
         payload = {name: value for name, value in args.items() if value is not None}
         if command == "fault":
             payload["headers"] = dict(item.split(":", 1) for item in payload["headers"])
             if payload.get("times") == 0:  # forever
                 payload["times"] = None
-        result = _control(sandbox_url, *ENDPOINTS.get(command, ("GET", f"/{command}")), payload)
-        if command in ("sms", "call"):
-            return _print_inbound(result, as_json)
-        if command != "clear-faults":
-            print(json.dumps(result, indent=2))
-        return 0
-    except (CliError, ValueError) as exc:
+        method, route = ENDPOINTS.get(command, ("GET", f"/{command}"))
+        response = requests.request(method, f"{sandbox_url.rstrip('/')}/_sandbox{route}", json=payload, timeout=30)
+        if not response.ok:
+            raise ValueError(f"sandbox answered HTTP {response.status_code}: {response.text}")
+        result = response.json()
+    except requests.RequestException as exc:
+        print(f"error: cannot reach the sandbox at {sandbox_url}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if command in ("sms", "call"):
+        return _print_inbound(result, as_json)
+    if command != "clear-faults":
+        print(json.dumps(result, indent=2))
+    return 0

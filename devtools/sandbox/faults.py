@@ -30,7 +30,6 @@ PRESETS: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
 }
 
 
-
 class ConnectionTaken(ConnectionAbortedError):
     """Raised once a fault has answered on the raw socket: werkzeug then writes nothing more."""
 

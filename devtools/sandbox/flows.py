@@ -99,14 +99,12 @@ class Flows:
 
     def message_lifecycle(self, sid: str) -> None:
         """queued -> sent -> delivered, with a signed status callback at each step when one was given."""
+        sender = (self.store.get("messages", sid) or {}).get("from") or ALWAYS_VALID_FROM  # a service picks one
         for status in ("queued", "sent", "delivered"):
-            current = self.store.get("messages", sid) if self._step() else None
-            if current is None:
-                return
-            changes = {"status": status, "from": current["from"] or ALWAYS_VALID_FROM}  # a service picks a sender
+            changes = {"status": status, "from": sender}
             if status == "sent":
                 changes["date_sent"] = now_rfc2822()
-            message = self.store.update("messages", sid, changes)
+            message = self.store.update("messages", sid, changes) if self._step() else None
             if message is None:
                 return
             params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "From": message["from"],
@@ -131,8 +129,8 @@ class Flows:
         assert call is not None
         result = self.send(call["sandbox"]["url"], _call_params(call, "in-progress"), call["sandbox"]["method"])
         twiml, error = judge_twiml(result, allow_empty=False)
-        self.store.update("calls", sid, {}, sandbox={"twiml": twiml, "webhook_status": result["status"],
-                                                      "twilio_error": error})
+        outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
+        self.store.update("calls", sid, {"sandbox": {**call["sandbox"], **outcome}})
         self.store.log("call.webhook", call_sid=sid, twiml=twiml, twilio_error=error, **result)
         if not self._step():
             return

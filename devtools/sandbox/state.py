@@ -72,15 +72,13 @@ class Store:
         with self._lock:
             return copy.deepcopy(self._resources[kind].get(sid))
 
-    def update(self, kind: Kind, sid: str, changes: dict[str, Any],
-               sandbox: dict[str, Any] | None = None) -> Resource | None:
-        """Apply field changes (and bookkeeping under "sandbox"); the updated resource, or None if it is gone."""
+    def update(self, kind: Kind, sid: str, changes: dict[str, Any]) -> Resource | None:
+        """Apply field changes; the updated resource, or None if it is gone."""
         with self._lock:
             found = self._resources[kind].get(sid)
             if found is None:
                 return None
             found.update(copy.deepcopy(changes), date_updated=now_rfc2822())
-            found["sandbox"].update(copy.deepcopy(sandbox or {}))
             return copy.deepcopy(found)
 
     def all(self, kind: Kind) -> list[Resource]:
