@@ -1,20 +1,22 @@
-"""TwilioSandbox: the public object tying state, faults, flows and server together, and its one WSGI app (the
-development OpenID provider, the /_sandbox/ control endpoints and the emulated Twilio 2010-04-01 REST API)."""
+"""TwilioSandbox: the public object tying state, faults and flows together, its one WSGI app (the development
+OpenID provider, the /_sandbox/ control endpoints and the emulated Twilio 2010-04-01 REST API) and its server."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .errors import CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, error_body
@@ -22,8 +24,8 @@ from .faults import SOCKET_KINDS, FaultRegistry
 from .flows import Flows
 from .idp import IdentityProvider
 from .state import Kind, Store, call_resource, message_resource, new_sid, public
-from .wsgi import serve
 
+_log = logging.getLogger("devtools.sandbox")
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -53,6 +55,18 @@ def _error(code: int, **fields: str) -> Answer:
     """A Twilio error answer; fields fill its message (to, from_, path)."""
     body = error_body(code, **fields)
     return body["status"], body
+
+
+class QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler, logging method, path (no query: no phone numbers) and status at DEBUG only."""
+
+    timeout = 120  # a client that connects and sends nothing is dropped after this many seconds
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        _log.debug("%s %s -> %s", getattr(self, "command", "-"), urlsplit(getattr(self, "path", "")).path, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's signature)
+        _log.debug("http server %s: %s", type, message % args if args else message)
 
 
 def _loggable(body: bytes) -> Any:
@@ -91,7 +105,12 @@ class TwilioSandbox:
             if self._faults.closed.is_set():
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
-                self._server = serve(*self._address, self.wsgi_app)
+                host, port = self._address
+                try:
+                    self._server = make_server(host, port, self.wsgi_app, threaded=True, request_handler=QuietHandler)
+                except SystemExit as exc:  # werkzeug prints the bind error and exits; a library must raise instead
+                    raise OSError(f"cannot listen on {host}:{port}") from exc
+                threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
                 self.idp.issuer = self._flows.base_url = self.base_url
         return self
 
