@@ -92,8 +92,8 @@ class TwilioSandbox:
         self._address = (host, port)
         self._store = Store()
         self._faults = FaultRegistry()
-        self._flows = Flows(self._store, account_sid=account_sid, auth_token=auth_token, step_delay=step_delay,
-                            timeout=webhook_timeout)
+        self._flows = Flows(self._store, self._faults.closed, account_sid=account_sid, auth_token=auth_token,
+                            step_delay=step_delay, timeout=webhook_timeout)
         self._credentials = {**dict(api_keys or {}), account_sid: auth_token}  # REST username -> password
         self.idp = IdentityProvider()  # the development OpenID provider: its issuer is this sandbox's base URL
         self._server: BaseWSGIServer | None = None
@@ -117,11 +117,10 @@ class TwilioSandbox:
     def stop(self) -> None:
         """Stop serving, end hung or trickling requests and lifecycles (in well under a second); idempotent."""
         with self._lock:
-            self._faults.close()
+            self._faults.close()  # also the flows' stop signal
             if self._server is not None:
                 self._server.shutdown()
                 self._server.server_close()
-        self._flows.close()
 
     def __enter__(self) -> TwilioSandbox:
         return self.start()

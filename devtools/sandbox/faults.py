@@ -72,7 +72,7 @@ class FaultRegistry:
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._gate = threading.Event()
-        self.closed = threading.Event()
+        self.closed = threading.Event()  # the sandbox is stopping
 
     def add(self, kind: str, **options: Any) -> Fault:
         """Arm a fault (options: the Fault fields); ValueError on a bad kind, preset or number."""

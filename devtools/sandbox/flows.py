@@ -3,7 +3,6 @@ outbound call flow and simulated inbound SMS and calls (the caller's side of a m
 
 from __future__ import annotations
 
-import itertools
 import logging
 import mimetypes
 import random
@@ -30,13 +29,14 @@ TWIML_TYPES = frozenset({"text/xml", "application/xml", "text/html"})
 class Flows:
     """Requests to the app as Twilio makes them; lifecycles on daemon threads, ending at their next step once closed."""
 
-    def __init__(self, store: Store, *, account_sid: str, auth_token: str, step_delay: float, timeout: float) -> None:
+    def __init__(self, store: Store, stopping: threading.Event, *, account_sid: str, auth_token: str, step_delay: float,
+                 timeout: float) -> None:
         self.store = store
+        self._stopping = stopping  # set when the sandbox stops: every lifecycle ends at its next step
         self.account_sid = account_sid
         self._auth_token = auth_token
         self._step_delay = step_delay
         self._timeout = timeout
-        self._stopping = threading.Event()
         self.shuffle_callbacks = False  # the fault mode: a lifecycle's callbacks at its end, shuffled and doubled
         self._held: dict[str, list[tuple[Kind, Resource, dict[str, str]]]] = {}
         self.base_url = ""  # the sandbox's origin (set once serving): recordings' URLs start with it
@@ -52,10 +52,6 @@ class Flows:
             lifecycle(sid)
         except Exception:  # a sandbox bug: logged, never silent
             _log.exception("sandbox flow for %s failed", sid)
-
-    def close(self) -> None:
-        """End every lifecycle at its next step (a webhook request under way still finishes or times out)."""
-        self._stopping.set()
 
     def _step(self) -> bool:
         """Wait one step; False once closing."""
@@ -116,17 +112,15 @@ class Flows:
 
     def call_flow(self, sid: str) -> None:
         """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
-        sequence, started = itertools.count(), time.monotonic()
-        call: Resource | None = None
-        for status in ("initiated", "ringing", "in-progress"):
+        started = time.monotonic()
+        for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
             changes = {} if status == "initiated" else {"status": status}
             if status == "in-progress":
                 started, changes["start_time"] = time.monotonic(), now_rfc2822()
             call = self.store.update("calls", sid, changes) if self._step() else None
             if call is None:
                 return
-            self._status_callback("calls", call, _call_params(call, status, next(sequence)))
-        assert call is not None
+            self._status_callback("calls", call, _call_params(call, status, sequence))
         result = self.send(call["sandbox"]["url"], _call_params(call, "in-progress"), call["sandbox"]["method"])
         twiml, error = judge_twiml(result, allow_empty=False)
         outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
@@ -137,7 +131,7 @@ class Flows:
         final, duration = ("failed" if error else "completed"), str(int(time.monotonic() - started))
         call = self.store.update("calls", sid, {"status": final, "end_time": now_rfc2822(), "duration": duration})
         if call is not None:
-            params = {**_call_params(call, final, next(sequence)), "CallDuration": duration}
+            params = {**_call_params(call, final, sequence + 1), "CallDuration": duration}
             self._status_callback("calls", call, params)
         self._release_callbacks(sid)
 
