@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -187,10 +187,9 @@ class TwilioSandbox:
         """End every request held by a "hang" fault (its connection closes without an answer)."""
         self._faults.release_hangs()
 
-    def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, *,
-                             media_urls: Sequence[str] = (), method: str = "POST") -> dict[str, Any]:
-        """Post a signed inbound SMS to the app: {status, content_type, twiml, sid[, twilio_error]}."""
-        return self._flows.inbound_sms(webhook_url, from_, to, body, media_urls=media_urls, method=method)
+    def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, **options: Any) -> dict[str, Any]:
+        """Post a signed inbound SMS (options media_urls, method): {status, content_type, twiml, sid[, twilio_error]}"""
+        return self._flows.inbound_sms(webhook_url, from_, to, body, **options)
 
     def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, **options: Any) -> dict[str, Any]:
         """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does;

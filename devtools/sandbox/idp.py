@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -53,8 +52,8 @@ class IdentityProvider:
         kid, key = self._signing()
         with self._lock:
             self.jwks_fetches += 1
-        public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-        return {"keys": [{**public, "kid": kid, "use": "sig", "alg": "RS256"}]}
+        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "RS256"}]}
 
     def token(self, sub: str = "alice", ttl: int = 3600) -> str:
         """A signed access token for sub, valid for ttl seconds."""
