@@ -135,9 +135,11 @@ class Flows:
             self._status_callback("calls", call, params)
         self._release_callbacks(sid)
 
-    def inbound_sms(self, url: str, from_: str, to: str, body: str, *, media_urls: Sequence[str] = (),
+    def inbound_sms(self, url: str, from_: str, to: str, body: str = "", *, media_urls: Sequence[str] = (),
                     method: str = "POST") -> dict[str, Any]:
         """Deliver an inbound SMS to the app's webhook; each <Message> answered is stored as an outbound reply."""
+        if not isinstance(body, str) or isinstance(media_urls, str) or not all(isinstance(u, str) for u in media_urls):
+            raise ValueError("body must be a string and media_urls a list of strings")
         sid = new_sid("MM" if media_urls else "SM")
         params = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
                   "From": from_, "To": to, "Body": body, "NumMedia": str(len(media_urls)), "NumSegments": "1",
@@ -162,8 +164,10 @@ class Flows:
         <Gather> takes the next of `digits`, each <Dial> the next of `dial_outcomes`, a <Record> gets a message when
         `record`; at most max_steps requests. Returns {status, content_type, twiml (the first document), sid
         [, twilio_error], steps: [{url, method, params, status, twiml, twilio_error, verbs}], dialed, said, ended}."""
-        if max_steps < 1 or any(outcome not in DIAL_OUTCOMES for outcome in dial_outcomes):
+        if type(max_steps) is not int or max_steps < 1 or not set(dial_outcomes) <= set(DIAL_OUTCOMES):
             raise ValueError(f"max_steps must be at least 1 and dial outcomes among {', '.join(DIAL_OUTCOMES)}")
+        if isinstance(digits, str) or not all(isinstance(keys, str) for keys in digits) or not isinstance(record, bool):
+            raise ValueError("digits must be a list of strings and record a boolean")
         call = _InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps)
         request: tuple[str, str, dict[str, str]] = (url, method, {})
         try:
