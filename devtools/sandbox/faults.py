@@ -125,9 +125,8 @@ class FaultRegistry:
 
     def close(self) -> None:
         """Release hangs and end trickles for good (the sandbox is stopping)."""
-        with self._lock:
-            self.closed.set()
-            self._gate.set()
+        self.closed.set()
+        self.release_hangs()
 
     def answer_on_socket(self, fault: Fault, sock: socket.socket) -> None:
         """hang: hold until released, then close; reset: TCP RST; raw: write the bytes, then close (ConnectionTaken)."""

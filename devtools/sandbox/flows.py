@@ -120,7 +120,7 @@ class Flows:
             call = self.store.update("calls", sid, changes) if self._step() else None
             if call is None:
                 return
-            self._status_callback("calls", call, _call_params(call, status, sequence))
+            self._status_callback("calls", call, {**_call_params(call, status), "SequenceNumber": str(sequence)})
         result = self.send(call["sandbox"]["url"], _call_params(call, "in-progress"), call["sandbox"]["method"])
         twiml, error = judge_twiml(result, allow_empty=False)
         outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
@@ -131,7 +131,7 @@ class Flows:
         final, duration = ("failed" if error else "completed"), str(int(time.monotonic() - started))
         call = self.store.update("calls", sid, {"status": final, "end_time": now_rfc2822(), "duration": duration})
         if call is not None:
-            params = {**_call_params(call, final, sequence + 1), "CallDuration": duration}
+            params = {**_call_params(call, final), "SequenceNumber": str(sequence + 1), "CallDuration": duration}
             self._status_callback("calls", call, params)
         self._release_callbacks(sid)
 
@@ -150,8 +150,7 @@ class Flows:
         result = self.send(url, params, method)
         twiml, error = judge_twiml(result, allow_empty=True)
         for reply in (ET.fromstring(twiml.strip()).findall("Message") if twiml else []):
-            body_element = reply.find("Body")
-            text = (body_element if body_element is not None else reply).text or ""
+            text = reply.findtext("Body", reply.text) or ""  # <Message><Body>text</Body></Message> or <Message>text
             self.store.add("messages", message_resource(self.account_sid, to=reply.get("to") or from_,
                                                         from_=reply.get("from") or to, body=text.strip(),
                                                         status="sent", direction="outbound-reply"))
@@ -305,14 +304,11 @@ def _text(element: ET.Element) -> str:
     return "".join(element.itertext()).strip()
 
 
-def _call_params(call: Resource, status: str, sequence: int | None = None) -> dict[str, str]:
+def _call_params(call: Resource, status: str) -> dict[str, str]:
     """The parameters of every request Twilio makes about a call."""
-    params = {"AccountSid": call["account_sid"], "ApiVersion": API_VERSION, "CallSid": call["sid"],
-              "CallStatus": status, "Called": call["to"], "Caller": call["from"], "Direction": call["direction"],
-              "From": call["from"], "To": call["to"]}
-    if sequence is not None:
-        params["SequenceNumber"] = str(sequence)
-    return params
+    return {"AccountSid": call["account_sid"], "ApiVersion": API_VERSION, "CallSid": call["sid"], "CallStatus": status,
+            "Called": call["to"], "Caller": call["from"], "Direction": call["direction"], "From": call["from"],
+            "To": call["to"]}
 
 
 def _outcome(sid: str, result: dict[str, Any], twiml: str | None, error: dict[str, Any] | None) -> dict[str, Any]:
