@@ -51,15 +51,14 @@ def _print_inbound(result: dict[str, Any], as_json: bool) -> int:
 def _serve(args: dict[str, Any]) -> int:
     """Run until SIGINT or SIGTERM; the base URL is the first line on stdout."""
     api_keys: dict[str, str] = {}
-    for sid, _, secret in (item.partition(":") for item in args["api_key"]):
+    for sid, _, secret in (item.partition(":") for item in args.pop("api_keys")):
         if not sid or not secret:
             raise ValueError("--api-key must look like SKxxxx:secret")
         api_keys[sid] = secret
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with TwilioSandbox(args["account_sid"], args["auth_token"], api_keys, args["host"], args["port"],
-                       step_delay=args["step_delay"]) as sandbox:
+    with TwilioSandbox(api_keys=api_keys, **args) as sandbox:  # the options are named as its parameters
         print(sandbox.base_url, flush=True)
         token = sandbox.auth_token if sandbox.auth_token == DEFAULT_AUTH_TOKEN else "(as given, not shown)"
         print(f"Twilio sandbox at {sandbox.base_url}: account SID {sandbox.account_sid}, auth token {token}. "
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8099)
     serve.add_argument("--account-sid", default=os.environ.get("TWILIO_ACCOUNT_SID", DEFAULT_ACCOUNT_SID))
     serve.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN))
-    serve.add_argument("--api-key", action="append", default=[], metavar="SID:SECRET")
+    serve.add_argument("--api-key", dest="api_keys", action="append", default=[], metavar="SID:SECRET")
     serve.add_argument("--step-delay", type=float, default=0.5, help="seconds between status steps")
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:

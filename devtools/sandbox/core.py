@@ -86,7 +86,7 @@ class TwilioSandbox:
             raise ValueError("auth_token must not be empty")
         self.account_sid = account_sid
         self.auth_token = auth_token  # also the key of the sandbox's webhook signatures
-        self._address = (host, port)
+        self._host, self._port = host, port
         self._store = Store()
         self._faults = FaultRegistry()
         self._flows = Flows(self._store, self._faults.closed, account_sid=account_sid, auth_token=auth_token,
@@ -102,11 +102,11 @@ class TwilioSandbox:
             if self._faults.closed.is_set():
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
-                host, port = self._address
                 try:
-                    self._server = make_server(host, port, self.wsgi_app, threaded=True, request_handler=QuietHandler)
+                    self._server = make_server(self._host, self._port, self.wsgi_app, threaded=True,
+                                               request_handler=QuietHandler)
                 except SystemExit as exc:  # werkzeug prints the bind error and exits; a library must raise instead
-                    raise OSError(f"cannot listen on {host}:{port}") from exc
+                    raise OSError(f"cannot listen on {self._host}:{self._port}") from exc
                 threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
                 self.idp.issuer = self._flows.base_url = self.base_url
         return self
@@ -319,9 +319,8 @@ class TwilioSandbox:
             return _error(21617)
         if code := MESSAGE_FROM_ERRORS.get(from_ or "") or MESSAGE_TO_ERRORS.get(to):  # the magic numbers
             return _error(code, to=to, from_=from_ or "")
-        message = message_resource(self.account_sid, to=to, from_=from_ or None, body=body,
-                                   status="queued" if from_ else "accepted", direction="outbound-api",
-                                   num_media=len(media), service=service,
+        message = message_resource(self.account_sid, to=to, from_=from_ or None, body=body, num_media=len(media),
+                                   status="queued" if from_ else "accepted", direction="outbound-api", service=service,
                                    sandbox={"status_callback": form.get("StatusCallback")})
         self._store.add("messages", message)
         return 201, public(message)

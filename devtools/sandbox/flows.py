@@ -62,8 +62,6 @@ class Flows:
         method = "GET" if method.upper() == "GET" else "POST"
         result: dict[str, Any] = {"url": url, "method": method, "params": dict(params), "status": None,
                                   "content_type": None, "body": "", "error": None}
-        if urlsplit(url).scheme not in ("http", "https"):
-            return {**result, "error": f"unsupported URL {url!r}"}
         form = params if method == "POST" else {}
         query = urlencode(params) if method == "GET" else ""
         target = f"{url}{'&' if urlsplit(url).query else '?'}{query}" if query else url
