@@ -19,11 +19,11 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .errors import CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, error_body
 from .faults import SOCKET_KINDS, FaultRegistry
 from .flows import Flows
 from .idp import IdentityProvider
-from .state import Kind, Store, call_resource, message_resource, new_sid, public
+from .state import (CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, Kind, Store,
+                    call_resource, error_body, message_resource, new_sid, public)
 
 _log = logging.getLogger("devtools.sandbox")
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32

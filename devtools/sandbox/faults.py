@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .errors import status_body
+from .state import status_body
 
 KINDS = ("status", "hang", "reset", "raw", "trickle", "odd")
 SOCKET_KINDS = ("hang", "reset", "raw")  # answered on the raw socket before the REST API runs

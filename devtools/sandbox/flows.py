@@ -17,8 +17,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 from twilio.request_validator import RequestValidator
 
-from .errors import ALWAYS_VALID_FROM, API_VERSION, webhook_error
-from .state import Kind, Resource, Store, message_resource, new_sid, now_rfc2822
+from .state import (ALWAYS_VALID_FROM, API_VERSION, Kind, Resource, Store, message_resource, new_sid, now_rfc2822,
+                    webhook_error)
 
 _log = logging.getLogger("devtools.sandbox")
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
