@@ -307,8 +307,7 @@ class TwilioSandbox:
 
     def _create_message(self, form: MultiDict[str, str]) -> Answer:
         to, from_, service = form.get("To"), form.get("From"), form.get("MessagingServiceSid")
-        body = form.get("Body") or ""
-        media = [url for url in form.getlist("MediaUrl") if url]
+        body, media = form.get("Body") or "", [url for url in form.getlist("MediaUrl") if url]
         if not to:
             return _error(21604)
         if not from_ and not service:

@@ -99,10 +99,9 @@ class FaultRegistry:
         with self._lock:
             for fault in self._faults:
                 if fault.method in (None, method.upper()) and (fault.path_contains or "") in path:
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times == 0:
-                            self._faults.remove(fault)
+                    fault.times = None if fault.times is None else fault.times - 1
+                    if fault.times == 0:
+                        self._faults.remove(fault)
                     return dataclasses.replace(fault)
         return None
 

@@ -62,8 +62,7 @@ class Flows:
         method = "GET" if method.upper() == "GET" else "POST"
         result: dict[str, Any] = {"url": url, "method": method, "params": dict(params), "status": None,
                                   "content_type": None, "body": "", "error": None}
-        form = params if method == "POST" else {}
-        query = urlencode(params) if method == "GET" else ""
+        form, query = (params, "") if method == "POST" else ({}, urlencode(params))
         target = f"{url}{'&' if urlsplit(url).query else '?'}{query}" if query else url
         headers = {"X-Twilio-Signature": RequestValidator(self._auth_token).compute_signature(target, form),
                    "I-Twilio-Idempotency-Token": str(uuid.uuid4()), "User-Agent": "TwilioProxy/1.1", "Accept": "*/*"}

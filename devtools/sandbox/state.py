@@ -168,6 +168,5 @@ class Store:
     def reset(self) -> None:
         """Forget all resources, requests and events."""
         with self._lock:
-            for table in self._resources.values():
-                table.clear()
+            self._resources = {"messages": {}, "calls": {}}
             self._activity.clear()
