@@ -48,11 +48,10 @@ ROUTES = Map([
     Rule("/_sandbox", endpoint="_unknown"),
     Rule("/_sandbox/<path:route>", endpoint="_unknown"),
 ])
-Answer = tuple[int, Any]  # a REST answer: status and JSON body
 
 
-def _error(code: int, **fields: str) -> Answer:
-    """A Twilio error answer; fields fill its message (to, from_, path)."""
+def _error(code: int, **fields: str) -> tuple[int, Any]:
+    """A Twilio error answer, (status, JSON body); fields fill its message (to, from_, path)."""
     body = error_body(code, **fields)
     return body["status"], body
 
@@ -85,7 +84,7 @@ class IdentityProvider:
         self.issuer = ""  # the sandbox's base URL, once it listens
         self.jwks_fetches = 0
         self._lock = threading.Lock()
-        self._current: tuple[str, Any] | None = None  # (kid, key), made on first use: RSA key generation is slow
+        self._current: tuple[str, Any] | None = None  # (kid, key)
 
     @property
     def private_key(self) -> Any:
@@ -98,14 +97,14 @@ class IdentityProvider:
 
     def _signing(self) -> tuple[str, Any]:
         with self._lock:
-            if self._current is None:
-                self._current = _new_key()
+            if self._current is None:  # made on first use: RSA key generation is slow
+                self._current = uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
             return self._current
 
     def rotate(self) -> None:
         """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
         with self._lock:
-            self._current = _new_key()
+            self._current = None  # the next use makes the new one
 
     def discovery(self) -> dict[str, Any]:
         return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
@@ -124,10 +123,6 @@ class IdentityProvider:
         payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl}
         kid, key = self._signing()
         return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
-
-
-def _new_key() -> tuple[str, Any]:
-    return uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class TwilioSandbox:
@@ -223,9 +218,8 @@ class TwilioSandbox:
         self._store.reset()
 
     def inject_fault(self, kind: str, **options: Any) -> dict[str, Any]:
-        """Arm a fault for matching REST requests (status, hang, reset, raw, trickle or odd) and describe it; options
-        are the other Fault fields (faults.py): status, body, content_type, headers, times, path_contains, method,
-        preset, chunk_bytes, interval."""
+        """Arm a fault for matching REST requests (kind: status, hang, reset, raw, trickle, odd) and describe it;
+        options: status, body, content_type, headers, times, path_contains, method, preset, chunk_bytes, interval."""
         return self._faults.add(kind, **options).describe()
 
     def shuffle_callbacks(self, enabled: bool = True) -> None:
@@ -342,7 +336,7 @@ class TwilioSandbox:
             self._faults.trickle(fault, sock, status, headers, body)
         return Response(body, status, headers)
 
-    def _answer(self, request: Request) -> Answer:
+    def _answer(self, request: Request) -> tuple[int, Any]:
         auth = request.authorization
         user, password = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else ("", "")
         expected = self._credentials.get(user)
@@ -361,7 +355,7 @@ class TwilioSandbox:
         found = self._store.get(kind, route["sid"])
         return (200, public(found)) if found else _error(20404, path=request.path)
 
-    def _create_message(self, form: MultiDict[str, str]) -> Answer:
+    def _create_message(self, form: MultiDict[str, str]) -> tuple[int, Any]:
         to, from_, service = form.get("To"), form.get("From"), form.get("MessagingServiceSid")
         body, media = form.get("Body") or "", [url for url in form.getlist("MediaUrl") if url]
         if not to:
@@ -380,7 +374,7 @@ class TwilioSandbox:
         self._store.add("messages", message)
         return 201, public(message)
 
-    def _create_call(self, form: MultiDict[str, str]) -> Answer:
+    def _create_call(self, form: MultiDict[str, str]) -> tuple[int, Any]:
         to, from_, url = form.get("To"), form.get("From"), form.get("Url") or ""
         if not to:
             return _error(21201)

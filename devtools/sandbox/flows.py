@@ -1,5 +1,4 @@
-"""Twilio's side of the story: signed requests to the app and Twilio's judgement of its TwiML, message statuses, the
-outbound call flow and simulated inbound SMS and calls (the caller's side of a multi-step voice flow included)."""
+"""Twilio's side: signed requests to the app, its TwiML judged, message and call lifecycles, inbound SMS and calls."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from .state import (ALWAYS_VALID_FROM, API_VERSION, Kind, Resource, Store, messa
 _log = logging.getLogger("devtools.sandbox")
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
-TWIML_TYPES = frozenset({"text/xml", "application/xml", "text/html"})
 
 
 class Flows:
@@ -286,7 +284,7 @@ def judge_twiml(result: dict[str, Any], *, allow_empty: bool) -> tuple[str | Non
     if allow_empty and not result["body"].strip():
         return "", None
     media_type = (result["content_type"] or "").split(";", 1)[0].strip().lower()
-    if media_type not in TWIML_TYPES and not media_type.endswith("+xml"):
+    if media_type not in ("text/xml", "application/xml", "text/html") and not media_type.endswith("+xml"):
         return None, webhook_error(12300, f"Content-Type {media_type or '(none)'} is not a TwiML type")
     try:
         root = ET.fromstring(result["body"].strip())

@@ -1,5 +1,4 @@
-"""Twilio-shaped data and the sandbox's state: error codes and bodies, the test-credential magic numbers, Message
-and Call resources, and the thread-safe store of resources and the activity log."""
+"""Twilio-shaped data (error codes and bodies, magic numbers, resources) and the thread-safe store and activity log."""
 
 from __future__ import annotations
 
