@@ -97,11 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
             inbound.add_argument("--body", default="")
             inbound.add_argument("--media-url", dest="media_urls", action="append", default=[])
         else:  # the caller's side of the call, step by step
-            inbound.add_argument("--digits", action="append", default=[], help="keys pressed at each <Gather> "
-                                 "in turn ('' for no input); repeatable")
-            inbound.add_argument("--dial-outcome", dest="dial_outcomes", action="append", default=[],
-                                 choices=DIAL_OUTCOMES, help="how each <Dial> in turn ends (default completed); "
-                                 "repeatable")
+            inbound.add_argument("--digits", action="append", default=[],
+                                 help="keys pressed at each <Gather> in turn ('' for no input); repeatable")
+            inbound.add_argument("--dial-outcome", dest="dial_outcomes", action="append", choices=DIAL_OUTCOMES,
+                                 default=[], help="how each <Dial> in turn ends (default completed); repeatable")
             inbound.add_argument("--no-record", dest="record", action="store_false",
                                  help="leave no message at a <Record> (the verb after it runs)")
             inbound.add_argument("--max-steps", type=int, default=20, help="most requests to the app (default 20)")

@@ -277,10 +277,8 @@ class _InboundCall:
 
 def judge_twiml(result: dict[str, Any], *, allow_empty: bool) -> tuple[str | None, dict[str, Any] | None]:
     """(TwiML, None) or (None, Twilio error): 11200 no 2xx answer, 12300 not an XML type, 12100 not <Response>."""
-    if result["status"] is None:
-        return None, webhook_error(11200, result["error"] or "connection failure")
-    if not 200 <= result["status"] < 300:
-        return None, webhook_error(11200, f"HTTP {result['status']} from {result['url']}")
+    if not 200 <= (result["status"] or 0) < 300:  # no answer (result["error"] says why), or not a 2xx one
+        return None, webhook_error(11200, result["error"] or f"HTTP {result['status']} from {result['url']}")
     if allow_empty and not result["body"].strip():
         return "", None
     media_type = (result["content_type"] or "").split(";", 1)[0].strip().lower()

@@ -141,10 +141,8 @@ class Store:
     def update(self, kind: Kind, sid: str, changes: dict[str, Any]) -> Resource | None:
         """Apply field changes; the updated resource, or None if it is gone."""
         with self._lock:
-            found = self._resources[kind].get(sid)
-            if found is None:
-                return None
-            found.update(copy.deepcopy(changes), date_updated=now_rfc2822())
+            if (found := self._resources[kind].get(sid)) is not None:
+                found.update(copy.deepcopy(changes), date_updated=now_rfc2822())
             return copy.deepcopy(found)
 
     def all(self, kind: Kind) -> list[Resource]:
