@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 import random
 import threading
@@ -19,7 +18,6 @@ from twilio.request_validator import RequestValidator
 from .state import (ALWAYS_VALID_FROM, API_VERSION, Kind, Resource, Store, message_resource, new_sid, now_rfc2822,
                     webhook_error)
 
-_log = logging.getLogger("devtools.sandbox")
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
 
@@ -40,16 +38,10 @@ class Flows:
         self.base_url = ""  # the sandbox's origin (set once serving): recordings' URLs start with it
 
     def spawn(self, sid: str) -> None:
-        """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (nothing once closed)."""
-        if not self._stopping.is_set():
-            threading.Thread(target=self._run, args=(sid,), name=f"sandbox-{sid}", daemon=True).start()
-
-    def _run(self, sid: str) -> None:
+        """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (a crash is reported by
+        threading.excepthook, never silent)."""
         lifecycle = self.message_lifecycle if sid.startswith("SM") else self.call_flow
-        try:
-            lifecycle(sid)
-        except Exception:  # a sandbox bug: logged, never silent
-            _log.exception("sandbox flow for %s failed", sid)
+        threading.Thread(target=lifecycle, args=(sid,), name=f"sandbox-{sid}", daemon=True).start()
 
     def _step(self) -> bool:
         """Wait one step; False once closing."""
