@@ -235,7 +235,8 @@ class TwilioSandbox:
         self._faults.release_hangs()
 
     def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, **options: Any) -> dict[str, Any]:
-        """Post a signed inbound SMS (options media_urls, method): {status, content_type, twiml, sid[, twilio_error]}"""
+        """Post a signed inbound SMS to the app (options: media_urls, method): {status, content_type, twiml, sid
+        [, twilio_error]}."""
         return self._flows.inbound_sms(webhook_url, from_, to, body, **options)
 
     def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, **options: Any) -> dict[str, Any]:
