@@ -31,7 +31,7 @@ from werkzeug.wrappers import Request, Response
 
 from devtools.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
 from devtools.sandbox.cli import main as cli_main
-from devtools.sandbox.wsgi import QuietHandler
+from devtools.sandbox.core import QuietHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

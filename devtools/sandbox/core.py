@@ -1,25 +1,128 @@
-"""TwilioSandbox: the public object tying state, REST API, faults, flows and server together."""
+"""TwilioSandbox: the public object tying state, faults and flows together, its one WSGI app (the development
+OpenID provider, the /_sandbox/ control endpoints and the emulated Twilio 2010-04-01 REST API) and its server."""
 
 from __future__ import annotations
 
+import hmac
+import json
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from werkzeug.serving import BaseWSGIServer
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
-from .faults import Body, FaultRegistry
+from .faults import SOCKET_KINDS, FaultRegistry
 from .flows import Flows
-from .idp import IdentityProvider
-from .rest import RestApi
-from .state import Store
-from .wsgi import SandboxApp, serve
+from .state import (CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, Kind, Store,
+                    call_resource, error_body, message_resource, new_sid, public)
 
+_log = logging.getLogger("devtools.sandbox")
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+JSON_TYPE = "application/json; charset=utf-8"
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+REST_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$")
+MAX_BODY_CHARS = 1600
+# The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool),
+# each answered by the TwilioSandbox method its endpoint names; any other path goes to the REST API.
+ROUTES = Map([
+    Rule("/.well-known/<any('openid-configuration', 'jwks.json'):document>", endpoint="_well_known"),
+    Rule("/_sandbox/token", methods=["POST"], endpoint="_token"),
+    Rule("/_sandbox/<any(activity, requests, faults, messages, calls):name>", methods=["GET"], endpoint="_listing"),
+    Rule("/_sandbox/faults", methods=["POST"], endpoint="_arm"),
+    Rule("/_sandbox/faults", methods=["DELETE"], endpoint="_disarm"),
+    Rule("/_sandbox/callbacks", methods=["POST"], endpoint="_callbacks"),
+    Rule("/_sandbox/inbound/<any(sms, call):kind>", methods=["POST"], endpoint="_inbound"),
+    Rule("/_sandbox", endpoint="_unknown"),
+    Rule("/_sandbox/<path:route>", endpoint="_unknown"),
+])
+
+
+def _error(code: int, **fields: str) -> tuple[int, Any]:
+    """A Twilio error answer, (status, JSON body); fields fill its message (to, from_, path)."""
+    body = error_body(code, **fields)
+    return body["status"], body
+
+
+class QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler, logging method, path (no query: no phone numbers) and status at DEBUG only."""
+
+    timeout = 120  # a client that connects and sends nothing is dropped after this many seconds
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        _log.debug("%s %s -> %s", getattr(self, "command", "-"), urlsplit(getattr(self, "path", "")).path, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's signature)
+        _log.debug("http server %s: %s", type, message % args if args else message)
+
+
+def _loggable(body: bytes) -> Any:
+    """A response body for the activity log: parsed JSON when it is JSON, else text."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+class IdentityProvider:
+    """Serves `{issuer}/.well-known/openid-configuration` and its JWKS; signs tokens with the current key."""
+
+    def __init__(self) -> None:
+        self.audience = "twilio-functions-dev"  # AUTH_AUDIENCE for an app signing in against it
+        self.issuer = ""  # the sandbox's base URL, once it listens
+        self.jwks_fetches = 0
+        self._lock = threading.Lock()
+        self._current: tuple[str, Any] | None = None  # (kid, key)
+
+    @property
+    def private_key(self) -> Any:
+        """The current signing key (tests forge tokens with it)."""
+        return self._signing()[1]
+
+    @property
+    def kid(self) -> str:
+        return self._signing()[0]
+
+    def _signing(self) -> tuple[str, Any]:
+        with self._lock:
+            if self._current is None:  # made on first use: RSA key generation is slow
+                self._current = uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._current
+
+    def rotate(self) -> None:
+        """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
+        with self._lock:
+            self._current = None  # the next use makes the new one
+
+    def discovery(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+                "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint": f"{self.issuer}/_sandbox/token"}
+
+    def jwks(self) -> dict[str, Any]:
+        kid, key = self._signing()
+        with self._lock:
+            self.jwks_fetches += 1
+        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "RS256"}]}
+
+    def token(self, sub: str = "alice", ttl: int = 3600) -> str:
+        """A signed access token for sub, valid for ttl seconds."""
+        now = int(time.time())
+        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl}
+        kid, key = self._signing()
+        return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
 class TwilioSandbox:
@@ -34,15 +137,13 @@ class TwilioSandbox:
             raise ValueError("auth_token must not be empty")
         self.account_sid = account_sid
         self.auth_token = auth_token  # also the key of the sandbox's webhook signatures
-        self._address = (host, port)
+        self._host, self._port = host, port
         self._store = Store()
         self._faults = FaultRegistry()
-        self._flows = Flows(self._store, account_sid=account_sid, auth_token=auth_token, step_delay=step_delay,
-                            timeout=webhook_timeout)
-        rest = RestApi(self._store, self._flows, account_sid=account_sid,
-                       credentials={**dict(api_keys or {}), account_sid: auth_token})
+        self._flows = Flows(self._store, self._faults.closed, account_sid=account_sid, auth_token=auth_token,
+                            step_delay=step_delay, timeout=webhook_timeout)
+        self._credentials = {**dict(api_keys or {}), account_sid: auth_token}  # REST username -> password
         self.idp = IdentityProvider()  # the development OpenID provider: its issuer is this sandbox's base URL
-        self._app = SandboxApp(self._store, self._faults, self._flows, rest, self.idp)
         self._server: BaseWSGIServer | None = None
         self._lock = threading.Lock()
 
@@ -52,24 +153,27 @@ class TwilioSandbox:
             if self._faults.closed.is_set():
                 raise RuntimeError("a stopped TwilioSandbox cannot be restarted; create a new one")
             if self._server is None:
-                self._server = serve(*self._address, self._app)
+                try:
+                    self._server = make_server(self._host, self._port, self.wsgi_app, threaded=True,
+                                               request_handler=QuietHandler)
+                except SystemExit as exc:  # werkzeug prints the bind error and exits; a library must raise instead
+                    raise OSError(f"cannot listen on {self._host}:{self._port}") from exc
+                threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
                 self.idp.issuer = self._flows.base_url = self.base_url
         return self
 
     def stop(self) -> None:
         """Stop serving, end hung or trickling requests and lifecycles (in well under a second); idempotent."""
         with self._lock:
-            self._faults.close()
+            self._faults.close()  # also the flows' stop signal
             if self._server is not None:
                 self._server.shutdown()
                 self._server.server_close()
-        self._flows.close()
 
     def __enter__(self) -> TwilioSandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -96,7 +200,7 @@ class TwilioSandbox:
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The REST requests' activity events: request_id, method, path, query, form (name -> values), headers."""
-        return self._store.requests()
+        return [event for event in self.activity if event["type"] == "rest.request"]
 
     @property
     def activity(self) -> list[dict[str, Any]]:
@@ -113,14 +217,10 @@ class TwilioSandbox:
         self._faults.clear()
         self._store.reset()
 
-    def inject_fault(self, kind: str, *, status: int = 500, body: Body = None, content_type: str = "application/json",
-                     headers: Mapping[str, str] | None = None, times: int | None = 1, path_contains: str | None = None,
-                     method: str | None = None, preset: str | None = None, chunk_bytes: int = 4,
-                     interval: float = 0.2) -> dict[str, Any]:
-        """Arm a fault for matching REST requests: status, hang, reset, raw, trickle or odd (see faults.py)."""
-        return self._faults.add(kind, status=status, body=body, content_type=content_type,
-                                headers=dict(headers or {}), times=times, path_contains=path_contains, method=method,
-                                preset=preset, chunk_bytes=chunk_bytes, interval=interval).describe()
+    def inject_fault(self, kind: str, **options: Any) -> dict[str, Any]:
+        """Arm a fault for matching REST requests (kind: status, hang, reset, raw, trickle, odd) and describe it;
+        options: status, body, content_type, headers, times, path_contains, method, preset, chunk_bytes, interval."""
+        return self._faults.add(kind, **options).describe()
 
     def shuffle_callbacks(self, enabled: bool = True) -> None:
         """Fault mode: deliver each resource's status callbacks at the end of its lifecycle, shuffled and duplicated."""
@@ -134,27 +234,20 @@ class TwilioSandbox:
         """End every request held by a "hang" fault (its connection closes without an answer)."""
         self._faults.release_hangs()
 
-    def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, *,
-                             media_urls: Sequence[str] = (), method: str = "POST") -> dict[str, Any]:
-        """Post a signed inbound SMS to the app: {status, content_type, twiml, sid[, twilio_error]}."""
-        return self._flows.inbound_sms(webhook_url, from_, to, body, media_urls=media_urls, method=method)
+    def simulate_inbound_sms(self, webhook_url: str, from_: str, to: str, body: str, **options: Any) -> dict[str, Any]:
+        """Post a signed inbound SMS to the app (options: media_urls, method): {status, content_type, twiml, sid
+        [, twilio_error]}."""
+        return self._flows.inbound_sms(webhook_url, from_, to, body, **options)
 
-    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, *, method: str = "POST",
-                              digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
-                              max_steps: int = 20) -> dict[str, Any]:
-        """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does
-        (digits per <Gather>, outcomes per <Dial>, a message at <Record> or not; see Flows.inbound_call):
-        {status, content_type, twiml (the first document), sid[, twilio_error], steps, dialed, said, ended}."""
-        return self._flows.inbound_call(webhook_url, from_, to, method=method, digits=digits,
-                                        dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
+    def simulate_inbound_call(self, webhook_url: str, from_: str, to: str, **options: Any) -> dict[str, Any]:
+        """Ring the app with a signed inbound call and play the caller's side, following its TwiML as Twilio does;
+        options (method, digits, dial_outcomes, record, max_steps) and result as Flows.inbound_call."""
+        return self._flows.inbound_call(webhook_url, from_, to, **options)
 
-    def simulate_client_call(self, webhook_url: str, identity: str, to: str, *, method: str = "POST",
-                             digits: Sequence[str] = (), dial_outcomes: Sequence[str] = (), record: bool = True,
-                             max_steps: int = 20) -> dict[str, Any]:
+    def simulate_client_call(self, webhook_url: str, identity: str, to: str, **options: Any) -> dict[str, Any]:
         """A Voice SDK call from client:<identity> (with ApplicationSid) to `to`, a number or client:...; as
         simulate_inbound_call."""
-        return self.simulate_inbound_call(webhook_url, f"client:{identity}", to, method=method, digits=digits,
-                                          dial_outcomes=dial_outcomes, record=record, max_steps=max_steps)
+        return self.simulate_inbound_call(webhook_url, f"client:{identity}", to, **options)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> bool:
         """Poll predicate() until it is truthy (True) or timeout seconds pass (False)."""
@@ -164,3 +257,136 @@ class TwilioSandbox:
                 return False
             time.sleep(interval)
         return True
+
+    # -- HTTP ----------------------------------------------------------------------------------------------------
+    def wsgi_app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """The WSGI application: ROUTES answered with JSON, any other path by the REST API."""
+        request = Request(environ)
+        try:
+            endpoint, args = ROUTES.bind_to_environ(environ).match(request.path.rstrip("/") or "/")
+        except NotFound:
+            return self._rest(request)(environ, start_response)
+        try:
+            data = json.loads(request.get_data() or b"{}")  # invalid JSON raises a ValueError: answered 400
+            if not isinstance(data, dict):
+                raise ValueError("the JSON body must be an object")
+            status, payload = getattr(self, endpoint)(data, **args)
+        except (TypeError, ValueError) as exc:  # bad JSON, a field of the wrong name or type, or a refused value
+            status, payload = 400, {"error": str(exc)}
+        return Response(json.dumps(payload), status, content_type=JSON_TYPE)(environ, start_response)
+
+    def _well_known(self, data: dict[str, Any], document: str) -> tuple[int, Any]:
+        return 200, self.idp.jwks() if document == "jwks.json" else self.idp.discovery()
+
+    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub": ...}, alice by default
+        return 200, {"access_token": self.idp.token(str(data.get("sub") or "alice")), "token_type": "Bearer",
+                     "expires_in": 3600}
+
+    def _listing(self, data: dict[str, Any], name: str) -> tuple[int, Any]:
+        return 200, getattr(self, name)
+
+    def _arm(self, data: dict[str, Any]) -> tuple[int, Any]:
+        return 201, self.inject_fault(**data)
+
+    def _disarm(self, data: dict[str, Any]) -> tuple[int, Any]:
+        self.clear_faults()
+        return 200, {"cleared": True}
+
+    def _callbacks(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"shuffled": true}: the callbacks fault mode
+        self.shuffle_callbacks(bool(data.get("shuffled")))
+        return 200, {"shuffled": self._flows.shuffle_callbacks}
+
+    def _inbound(self, data: dict[str, Any], kind: str) -> tuple[int, Any]:  # {url, from, to} and the options
+        url, from_, to = data.pop("url", None), data.pop("from", None), data.pop("to", None)
+        if not all(isinstance(value, str) and value for value in (url, from_, to)):
+            raise ValueError("expected string fields: url, from, to")
+        simulate = self._flows.inbound_sms if kind == "sms" else self._flows.inbound_call
+        return 200, simulate(url, from_, to, **data)
+
+    def _unknown(self, data: dict[str, Any], route: str = "") -> tuple[int, Any]:
+        return 404, {"error": f"no control endpoint /_sandbox/{route} for this method"}
+
+    # -- REST API ------------------------------------------------------------------------------------------------
+    def _rest(self, request: Request) -> Response:
+        """The REST API's response to one request, or ConnectionTaken once a fault has answered on the socket."""
+        request_id, sock = new_sid("RQ"), request.environ["werkzeug.socket"]
+        self._store.log("rest.request", request_id=request_id, method=request.method, path=request.path,
+                        query=request.args.to_dict(flat=False), form=request.form.to_dict(flat=False),
+                        headers={name: "<redacted>" if name.lower() in SECRET_HEADERS else value
+                                 for name, value in request.headers.items()})
+        fault = self._faults.take(request.method, request.path)
+        if fault is not None and fault.kind in SOCKET_KINDS:
+            self._store.log("rest.fault", request_id=request_id, kind=fault.kind, fault=fault.describe())
+            self._faults.answer_on_socket(fault, sock)
+        created = None
+        if fault is not None and fault.kind in ("status", "odd"):
+            status, body = fault.status, fault.body_bytes()
+            headers = {"Content-Type": fault.content_type, **fault.headers}
+        else:  # no fault, or "trickle": the real answer, sent slowly
+            status, answer = self._answer(request)
+            body, headers = json.dumps(answer).encode(), {"Content-Type": JSON_TYPE}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            created = answer["sid"] if status == 201 else None
+        headers["Twilio-Request-Id"] = request_id
+        fault_view = {"fault": fault.describe()} if fault is not None else {}
+        self._store.log("rest.response", request_id=request_id, status=status, body=_loggable(body), **fault_view)
+        if created:  # a created resource's lifecycle begins once its creation is logged
+            self._flows.spawn(created)
+        if fault is not None and fault.kind == "trickle":
+            self._faults.trickle(fault, sock, status, headers, body)
+        return Response(body, status, headers)
+
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        auth = request.authorization
+        user, password = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else ("", "")
+        expected = self._credentials.get(user)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            return _error(20003)
+        route = REST_ROUTE.match(request.path)
+        if route is None:
+            return _error(20404, path=request.path)
+        if route["account"] != self.account_sid:
+            return _error(20003)
+        kind: Kind = "messages" if route["kind"] == "Messages" else "calls"
+        if request.method != ("GET" if route["sid"] else "POST"):  # no listing, no update
+            return _error(20004)
+        if not route["sid"]:
+            return self._create_message(request.form) if kind == "messages" else self._create_call(request.form)
+        found = self._store.get(kind, route["sid"])
+        return (200, public(found)) if found else _error(20404, path=request.path)
+
+    def _create_message(self, form: MultiDict[str, str]) -> tuple[int, Any]:
+        to, from_, service = form.get("To"), form.get("From"), form.get("MessagingServiceSid")
+        body, media = form.get("Body") or "", [url for url in form.getlist("MediaUrl") if url]
+        if not to:
+            return _error(21604)
+        if not from_ and not service:
+            return _error(21603)
+        if not body and not media and not form.get("ContentSid"):
+            return _error(21602)
+        if len(body) > MAX_BODY_CHARS:
+            return _error(21617)
+        if code := MESSAGE_FROM_ERRORS.get(from_ or "") or MESSAGE_TO_ERRORS.get(to):  # the magic numbers
+            return _error(code, to=to, from_=from_ or "")
+        message = message_resource(self.account_sid, to=to, from_=from_ or None, body=body, num_media=len(media),
+                                   status="queued" if from_ else "accepted", direction="outbound-api", service=service,
+                                   sandbox={"status_callback": form.get("StatusCallback")})
+        self._store.add("messages", message)
+        return 201, public(message)
+
+    def _create_call(self, form: MultiDict[str, str]) -> tuple[int, Any]:
+        to, from_, url = form.get("To"), form.get("From"), form.get("Url") or ""
+        if not to:
+            return _error(21201)
+        if not from_:
+            return _error(21213)
+        if not re.match(r"^https?://[^/\s]+", url):
+            return _error(21205)
+        if code := CALL_FROM_ERRORS.get(from_) or CALL_TO_ERRORS.get(to):  # the magic numbers
+            return _error(code, to=to, from_=from_)
+        call = call_resource(self.account_sid, to=to, from_=from_, sandbox={
+            "url": url, "method": (form.get("Method") or "POST").upper(), "status_callback": form.get("StatusCallback"),
+            "twiml": None, "webhook_status": None, "twilio_error": None})
+        self._store.add("calls", call)
+        return 201, public(call)

@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .errors import status_body
+from .state import status_body
 
 KINDS = ("status", "hang", "reset", "raw", "trickle", "odd")
 SOCKET_KINDS = ("hang", "reset", "raw")  # answered on the raw socket before the REST API runs
@@ -29,7 +29,9 @@ PRESETS: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
     "truncated": (201, "application/json", b'{"sid": "SM' + b"0" * 32 + b'", "status": "queued", "to": "+1', {}),
 }
 
-Body = str | bytes | dict[str, Any] | list[Any] | None
+
+class ConnectionTaken(ConnectionAbortedError):
+    """Raised once a fault has answered on the raw socket: werkzeug then writes nothing more."""
 
 
 @dataclasses.dataclass
@@ -38,7 +40,7 @@ class Fault:
 
     kind: str
     status: int = 500
-    body: Body = None
+    body: str | bytes | dict[str, Any] | list[Any] | None = None
     content_type: str = "application/json"
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     times: int | None = 1
@@ -49,10 +51,6 @@ class Fault:
     interval: float = 0.2
     id: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        return self.method in (None, method.upper()) and (self.path_contains or "") in path
-
     def body_bytes(self) -> bytes:
         """The body to send: given bytes, text or JSON; else a Twilio error for the status (raw: non-HTTP bytes)."""
         body = self.body if self.body is not None else (DEFAULT_RAW if self.kind == "raw" else status_body(self.status))
@@ -62,10 +60,8 @@ class Fault:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable view."""
-        view = dataclasses.asdict(self)
-        if isinstance(self.body, bytes):
-            view["body"] = self.body.decode("utf-8", "replace")
-        return view
+        body = self.body.decode("utf-8", "replace") if isinstance(self.body, bytes) else self.body
+        return {**dataclasses.asdict(self), "body": body}
 
 
 class FaultRegistry:
@@ -76,7 +72,7 @@ class FaultRegistry:
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._gate = threading.Event()
-        self.closed = threading.Event()
+        self.closed = threading.Event()  # the sandbox is stopping
 
     def add(self, kind: str, **options: Any) -> Fault:
         """Arm a fault (options: the Fault fields); ValueError on a bad kind, preset or number."""
@@ -102,11 +98,10 @@ class FaultRegistry:
         """Use up one turn of the first fault matching the request (None when none does)."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times == 0:
-                            self._faults.remove(fault)
+                if fault.method in (None, method.upper()) and (fault.path_contains or "") in path:
+                    fault.times = None if fault.times is None else fault.times - 1
+                    if fault.times == 0:
+                        self._faults.remove(fault)
                     return dataclasses.replace(fault)
         return None
 
@@ -129,28 +124,26 @@ class FaultRegistry:
 
     def close(self) -> None:
         """Release hangs and end trickles for good (the sandbox is stopping)."""
-        with self._lock:
-            self.closed.set()
-            self._gate.set()
+        self.closed.set()
+        self.release_hangs()
 
     def answer_on_socket(self, fault: Fault, sock: socket.socket) -> None:
-        """hang: hold until released, then close; reset: TCP RST; raw: write the bytes, then close."""
-        if fault.kind == "hang":
-            with self._lock:
-                gate = self._gate
-            gate.wait()
-        elif fault.kind == "reset":
+        """hang: hold until released, then close; reset: TCP RST; raw: write the bytes, then close (ConnectionTaken)."""
+        if fault.kind == "reset":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             _end(sock, socket.SHUT_RD)  # the server reads no more; the last close sends RST, not FIN
             sock.close()
-            return
+            raise ConnectionTaken(fault.kind)
+        if fault.kind == "hang":
+            self._gate.wait()
         else:
             with contextlib.suppress(OSError):
                 sock.sendall(fault.body_bytes())
         _end(sock, socket.SHUT_RDWR)
+        raise ConnectionTaken(fault.kind)
 
     def trickle(self, fault: Fault, sock: socket.socket, status: int, headers: dict[str, str], body: bytes) -> None:
-        """Write a whole HTTP response chunk_bytes at a time, interval seconds apart, then close."""
+        """Write a whole HTTP response chunk_bytes at a time, interval seconds apart, then close (ConnectionTaken)."""
         lines = [f"HTTP/1.1 {status} {HTTP_STATUS_CODES.get(status, 'Unknown')}",
                  *(f"{name}: {value}" for name, value in headers.items()),
                  f"Content-Length: {len(body)}", "Connection: close"]
@@ -162,6 +155,7 @@ class FaultRegistry:
                     break
                 sock.sendall(data[start:start + fault.chunk_bytes])
         _end(sock, socket.SHUT_RDWR)
+        raise ConnectionTaken(fault.kind)
 
 
 def _end(sock: socket.socket, how: int) -> None:

@@ -1,94 +1,93 @@
-"""Twilio's side of the story: message statuses, the outbound call flow and simulated inbound SMS and calls (the
-caller's side of a multi-step voice flow included)."""
+"""Twilio's side: signed requests to the app, its TwiML judged, message and call lifecycles, inbound SMS and calls."""
 
 from __future__ import annotations
 
-import itertools
-import logging
 import mimetypes
 import random
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from .errors import ALWAYS_VALID_FROM, API_VERSION
-from .state import Kind, Resource, Store, message_resource, new_sid, now_rfc2822
-from .webhooks import judge_twiml, reply_messages, send_signed
+import requests
+from twilio.request_validator import RequestValidator
 
-_log = logging.getLogger("devtools.sandbox")
+from .state import (ALWAYS_VALID_FROM, API_VERSION, Kind, Resource, Store, message_resource, new_sid, now_rfc2822,
+                    webhook_error)
+
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
-_Request = tuple[str, str, dict[str, str], bool]  # url, method, the step's own params, TwiML expected
 
 
 class Flows:
-    """Runs lifecycles on daemon threads that end at their next step after close()."""
+    """Requests to the app as Twilio makes them; lifecycles on daemon threads, ending at their next step once closed."""
 
-    def __init__(self, store: Store, *, account_sid: str, auth_token: str, step_delay: float, timeout: float) -> None:
+    def __init__(self, store: Store, stopping: threading.Event, *, account_sid: str, auth_token: str, step_delay: float,
+                 timeout: float) -> None:
         self.store = store
+        self._stopping = stopping  # set when the sandbox stops: every lifecycle ends at its next step
         self.account_sid = account_sid
         self._auth_token = auth_token
         self._step_delay = step_delay
         self._timeout = timeout
-        self._stopping = threading.Event()
         self.shuffle_callbacks = False  # the fault mode: a lifecycle's callbacks at its end, shuffled and doubled
         self._held: dict[str, list[tuple[Kind, Resource, dict[str, str]]]] = {}
         self.base_url = ""  # the sandbox's origin (set once serving): recordings' URLs start with it
 
-    def spawn(self, target: Callable[[str], None], sid: str) -> None:
-        """Run target(sid) on a daemon thread (nothing once closed)."""
-        if not self._stopping.is_set():
-            threading.Thread(target=self._run, args=(target, sid), name=f"sandbox-{sid}", daemon=True).start()
-
-    def _run(self, target: Callable[[str], None], sid: str) -> None:
-        try:
-            target(sid)
-        except Exception:  # a sandbox bug: logged, never silent
-            _log.exception("sandbox flow for %s failed", sid)
-
-    def close(self) -> None:
-        """End every lifecycle at its next step (a webhook request under way still finishes or times out)."""
-        self._stopping.set()
+    def spawn(self, sid: str) -> None:
+        """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (a crash is reported by
+        threading.excepthook, never silent)."""
+        lifecycle = self.message_lifecycle if sid.startswith("SM") else self.call_flow
+        threading.Thread(target=lifecycle, args=(sid,), name=f"sandbox-{sid}", daemon=True).start()
 
     def _step(self) -> bool:
         """Wait one step; False once closing."""
         return not self._stopping.wait(self._step_delay)
 
-    def _send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
-        return send_signed(self._auth_token, url, params, method, self._timeout)
+    def send(self, url: str, params: dict[str, str], method: str = "POST") -> dict[str, Any]:
+        """POST (form) or GET (query) params to url with X-Twilio-Signature; the outcome, never raising."""
+        method = "GET" if method.upper() == "GET" else "POST"
+        result: dict[str, Any] = {"url": url, "method": method, "params": dict(params), "status": None,
+                                  "content_type": None, "body": "", "error": None}
+        form, query = (params, "") if method == "POST" else ({}, urlencode(params))
+        target = f"{url}{'&' if urlsplit(url).query else '?'}{query}" if query else url
+        headers = {"X-Twilio-Signature": RequestValidator(self._auth_token).compute_signature(target, form),
+                   "I-Twilio-Idempotency-Token": str(uuid.uuid4()), "User-Agent": "TwilioProxy/1.1", "Accept": "*/*"}
+        try:
+            reply = requests.request(method, target, data=form or None, headers=headers, timeout=self._timeout,
+                                     allow_redirects=False)
+        except requests.RequestException as exc:
+            return {**result, "error": f"{type(exc).__name__}: {exc}"}
+        return {**result, "status": reply.status_code, "content_type": reply.headers.get("Content-Type"),
+                "body": reply.content.decode("utf-8", "replace")}
 
     def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str], held: bool = False) -> None:
         url = resource["sandbox"].get("status_callback")
         if url and self.shuffle_callbacks and not held:
             self._held.setdefault(resource["sid"], []).append((kind, resource, params))
         elif url:
-            result = self._send(url, params)
+            result = self.send(url, params)
             status = params.get("MessageStatus") or params.get("CallStatus")
             self.store.log("status_callback", resource=kind[:-1], sid=resource["sid"], resource_status=status, **result)
 
     def _release_callbacks(self, sid: str) -> None:
-        """At a lifecycle's end, in the shuffle mode: every held callback twice, in random order (Twilio promises
-        neither order nor exactly-once delivery)."""
+        """In the shuffle mode, at a lifecycle's end: every held callback twice, in random order (as Twilio may)."""
         held = self._held.pop(sid, []) * 2
         random.shuffle(held)
         for kind, resource, params in held:
             self._status_callback(kind, resource, params, held=True)
 
-    # -- outbound ------------------------------------------------------------------------------------------------
     def message_lifecycle(self, sid: str) -> None:
         """queued -> sent -> delivered, with a signed status callback at each step when one was given."""
+        sender = (self.store.get("messages", sid) or {}).get("from") or ALWAYS_VALID_FROM  # a service picks one
         for status in ("queued", "sent", "delivered"):
-            current = self.store.get("messages", sid) if self._step() else None
-            if current is None:
-                return
-            changes = {"status": status, "from": current["from"] or ALWAYS_VALID_FROM}  # a service picks a sender
+            changes = {"status": status, "from": sender}
             if status == "sent":
                 changes["date_sent"] = now_rfc2822()
-            message = self.store.update("messages", sid, changes)
+            message = self.store.update("messages", sid, changes) if self._step() else None
             if message is None:
                 return
             params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "From": message["from"],
@@ -100,45 +99,34 @@ class Flows:
 
     def call_flow(self, sid: str) -> None:
         """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
-        sequence = itertools.count()
         started = time.monotonic()
-        call: Resource | None = None
-        for status in ("initiated", "ringing", "in-progress"):
-            if not self._step():
-                return
+        for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
             changes = {} if status == "initiated" else {"status": status}
             if status == "in-progress":
                 started, changes["start_time"] = time.monotonic(), now_rfc2822()
-            call = self.store.update("calls", sid, changes)
+            call = self.store.update("calls", sid, changes) if self._step() else None
             if call is None:
                 return
-            self._status_callback("calls", call, _call_params(call, status, next(sequence)))
-        assert call is not None
-        error = self._fetch_twiml(call)
+            self._status_callback("calls", call, {**_call_params(call, status), "SequenceNumber": str(sequence)})
+        result = self.send(call["sandbox"]["url"], _call_params(call, "in-progress"), call["sandbox"]["method"])
+        twiml, error = judge_twiml(result, allow_empty=False)
+        outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
+        self.store.update("calls", sid, {"sandbox": {**call["sandbox"], **outcome}})
+        self.store.log("call.webhook", call_sid=sid, twiml=twiml, twilio_error=error, **result)
         if not self._step():
             return
         final, duration = ("failed" if error else "completed"), str(int(time.monotonic() - started))
         call = self.store.update("calls", sid, {"status": final, "end_time": now_rfc2822(), "duration": duration})
         if call is not None:
-            params = {**_call_params(call, final, next(sequence)), "CallDuration": duration}
+            params = {**_call_params(call, final), "SequenceNumber": str(sequence + 1), "CallDuration": duration}
             self._status_callback("calls", call, params)
         self._release_callbacks(sid)
 
-    def _fetch_twiml(self, call: Resource) -> dict[str, Any] | None:
-        """Request the call's Url as Twilio does; record the TwiML or the Twilio error (returned)."""
-        meta = call["sandbox"]
-        params = _call_params(call, "in-progress")
-        result = self._send(meta["url"], params, meta["method"])
-        twiml, error = judge_twiml(result, allow_empty=False)
-        outcome = {"twiml": twiml, "webhook_status": result["status"], "twilio_error": error}
-        self.store.update("calls", call["sid"], {}, sandbox=outcome)
-        self.store.log("call.webhook", call_sid=call["sid"], twiml=twiml, twilio_error=error, **result)
-        return error
-
-    # -- inbound -------------------------------------------------------------------------------------------------
-    def inbound_sms(self, url: str, from_: str, to: str, body: str, *, media_urls: Sequence[str] = (),
+    def inbound_sms(self, url: str, from_: str, to: str, body: str = "", *, media_urls: Sequence[str] = (),
                     method: str = "POST") -> dict[str, Any]:
         """Deliver an inbound SMS to the app's webhook; each <Message> answered is stored as an outbound reply."""
+        if not isinstance(body, str) or isinstance(media_urls, str) or not all(isinstance(u, str) for u in media_urls):
+            raise ValueError("body must be a string and media_urls a list of strings")
         sid = new_sid("MM" if media_urls else "SM")
         params = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
                   "From": from_, "To": to, "Body": body, "NumMedia": str(len(media_urls)), "NumSegments": "1",
@@ -146,162 +134,166 @@ class Flows:
         for index, media_url in enumerate(media_urls):
             params[f"MediaUrl{index}"] = media_url
             params[f"MediaContentType{index}"] = mimetypes.guess_type(media_url)[0] or "image/jpeg"
-        result = self._send(url, params, method)
+        result = self.send(url, params, method)
         twiml, error = judge_twiml(result, allow_empty=True)
-        for reply_to, reply_from, text in reply_messages(twiml):
-            self.store.add("messages", message_resource(self.account_sid, to=reply_to or from_, from_=reply_from or to,
-                                                        body=text, status="sent", direction="outbound-reply"))
+        for reply in (ET.fromstring(twiml.strip()).findall("Message") if twiml else []):
+            text = reply.findtext("Body", reply.text) or ""  # <Message><Body>text</Body></Message> or <Message>text
+            self.store.add("messages", message_resource(self.account_sid, to=reply.get("to") or from_,
+                                                        from_=reply.get("from") or to, body=text.strip(),
+                                                        status="sent", direction="outbound-reply"))
         self.store.log("inbound.sms", sid=sid, twiml=twiml, twilio_error=error, **result)
         return _outcome(sid, result, twiml, error)
 
     def inbound_call(self, url: str, from_: str, to: str, *, method: str = "POST", digits: Sequence[str] = (),
                      dial_outcomes: Sequence[str] = (), record: bool = True, max_steps: int = 20) -> dict[str, Any]:
-        """Ring the app's voice webhook and play the caller's side, following the TwiML answered as Twilio does.
-
-        Every request is signed and carries the call's parameters (CallStatus ringing, then in-progress; a
-        client:... caller adds ApplicationSid). <Say>, <Play>, <Pause> are noted. <Gather> takes the next of
-        `digits`: keys request its action (default: the document's URL) with Digits; no input ("" or none left)
-        runs the next verb, unless actionOnEmptyResult="true" (then Digits=""). <Dial> takes the next of
-        `dial_outcomes` ("completed" by default) and requests its action with DialCallStatus and DialCallDuration;
-        without an action the next verb runs. <Record>, when `record`: recordingStatusCallback (if any), then the
-        action with Digits=hangup (the caller hung up after the message), which ends the call. Without `record`
-        the recording is empty, and as Twilio documents ("if Twilio receives an empty recording, it will not make
-        a request to the 'action' URL. The current call flow will continue with the next verb in the current TwiML
-        document", https://www.twilio.com/docs/voice/twiml/record) the next verb runs. <Redirect> requests its URL;
-        <Hangup/>, <Reject/> or the document's end end the call; relative URLs resolve against the document's URL.
-        A non-2xx answer or bad TwiML ends it with the Twilio error; more than max_steps requests, as "step limit".
-
-        Returns {status, content_type, twiml (the first document), sid[, twilio_error], steps: [{url, method,
-        params (the step's own: Digits, DialCallStatus, Recording...), status, twiml, twilio_error, verbs}],
-        dialed: [[target, ...] per <Dial>], said: [every <Say>'s text], ended: hangup|reject|end|step limit|error}.
-        """
-        if max_steps < 1 or any(outcome not in DIAL_OUTCOMES for outcome in dial_outcomes):
+        """Ring the app's voice webhook and play the caller's side as Twilio would (README, "Twilio sandbox"): each
+        <Gather> takes the next of `digits`, each <Dial> the next of `dial_outcomes`, a <Record> gets a message when
+        `record`; at most max_steps requests. Returns {status, content_type, twiml (the first document), sid
+        [, twilio_error], steps: [{url, method, params, status, twiml, twilio_error, verbs}], dialed, said, ended}."""
+        if type(max_steps) is not int or max_steps < 1 or not set(dial_outcomes) <= set(DIAL_OUTCOMES):
             raise ValueError(f"max_steps must be at least 1 and dial outcomes among {', '.join(DIAL_OUTCOMES)}")
-        sid = new_sid("CA")
-        call = _call_params({"account_sid": self.account_sid, "sid": sid, "from": from_, "to": to,
-                             "direction": "inbound"}, "ringing")
+        if isinstance(digits, str) or not all(isinstance(keys, str) for keys in digits) or not isinstance(record, bool):
+            raise ValueError("digits must be a list of strings and record a boolean")
+        call = _InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps)
+        request: tuple[str, str, dict[str, str]] = (url, method, {})
+        try:
+            while True:  # request a document, play it: the next request, until the call ends
+                request = call.play(call.request(*request), document=request[0])
+        except _Ended as end:
+            ended = str(end)
+        twiml, error = call.steps[0]["twiml"], call.steps[-1]["twilio_error"]
+        self.store.log("inbound.call", sid=call.sid, twiml=twiml, twilio_error=error, ended=ended,
+                       steps=len(call.steps), **call.first)
+        return {**_outcome(call.sid, call.first, twiml, error), "steps": call.steps, "dialed": call.dialed,
+                "said": call.said, "ended": ended}
+
+
+class _Ended(Exception):
+    """Raised when a simulated inbound call ends; its argument says how: hangup, reject, end, step limit or error."""
+
+
+class _InboundCall:
+    """One inbound call from the caller's side: the keys pressed, how each <Dial> ends, whether a message is left."""
+
+    def __init__(self, flows: Flows, from_: str, to: str, digits: Sequence[str], dial_outcomes: Sequence[str],
+                 record: bool, max_steps: int) -> None:
+        self.flows = flows
+        self.digits, self.dial_outcomes = iter(digits), iter(dial_outcomes)
+        self.record = record
+        self.max_steps = max_steps
+        self.sid = new_sid("CA")
+        self.params = _call_params({"account_sid": flows.account_sid, "sid": self.sid, "from": from_, "to": to,
+                                    "direction": "inbound"}, "ringing")
         if from_.startswith("client:"):
-            call["ApplicationSid"] = CLIENT_APPLICATION_SID
-        caller = _Caller(iter(digits), iter(dial_outcomes), record,
-                         f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/")
-        pending: list[_Request] = [(url, method, {}, True)]
-        steps: list[dict[str, Any]] = []
-        verbs: list[ET.Element] = []
-        document, ending, error = url, None, None
-        first: tuple[dict[str, Any], str | None] | None = None  # the first request's outcome and TwiML
-        while True:
-            if pending and len(steps) >= max_steps:
-                ended = "step limit"
-                steps[-1]["verbs"].append("step limit")
-                break
-            if pending:
-                target, how, own, expects_twiml = pending.pop(0)
-                params = {**call, **own} if expects_twiml else {"AccountSid": self.account_sid, "CallSid": sid, **own}
-                result = self._send(target, params, how)
-                twiml, error = judge_twiml(result, allow_empty=False) if expects_twiml else (None, None)
-                first = first or (result, twiml)
-                step = {"url": target, "method": result["method"], "params": own, "status": result["status"],
-                        "twiml": twiml, "twilio_error": error, "verbs": []}
-                steps.append(step)
-                self.store.log("call.step", sid=sid, step=len(steps), twiml=twiml, twilio_error=error, **result)
-                call["CallStatus"] = "in-progress"
-                if error:
-                    ended = "error"
-                    break
-                if twiml is not None:
-                    verbs, document, caller.notes = list(ET.fromstring(twiml.strip())), target, step["verbs"]
-            elif ending or not verbs:
-                ended = ending or "end"
-                break
+            self.params["ApplicationSid"] = CLIENT_APPLICATION_SID
+        self.first: dict[str, Any] = {}  # the first request's outcome
+        self.steps: list[dict[str, Any]] = []
+        self.said: list[str] = []
+        self.dialed: list[list[str]] = []
+
+    def request(self, url: str, method: str, own: dict[str, str], twiml: bool = True) -> str:
+        """One step: request url with the call's parameters and the step's own; the TwiML answered, else _Ended."""
+        if len(self.steps) >= self.max_steps:
+            self.steps[-1]["verbs"].append("step limit")
+            raise _Ended("step limit")
+        # a request that expects no TwiML (a recording status callback) has only AccountSid and CallSid of the call's
+        base = self.params if twiml else {"AccountSid": self.flows.account_sid, "CallSid": self.sid}
+        result = self.flows.send(url, {**base, **own}, method)
+        document, error = judge_twiml(result, allow_empty=False) if twiml else (None, None)
+        self.first = self.first or result
+        self.steps.append({"url": url, "method": result["method"], "params": own, "status": result["status"],
+                           "twiml": document, "twilio_error": error, "verbs": []})
+        self.flows.store.log("call.step", sid=self.sid, step=len(self.steps), twiml=document, twilio_error=error,
+                             **result)
+        self.params["CallStatus"] = "in-progress"
+        if error:
+            raise _Ended("error")
+        return document or ""
+
+    def play(self, twiml: str, document: str) -> tuple[str, str, dict[str, str]]:
+        """Perform the verbs until one requests the next document (returned) or the call ends (_Ended)."""
+        notes = self.steps[-1]["verbs"]  # the step's verbs, as performed
+        for verb in ET.fromstring(twiml.strip()):
+            action, how = urljoin(document, verb.get("action", "")), verb.get("method", "POST")
+            if verb.tag in ("Say", "Play", "Pause"):
+                self.note(verb)
+            elif verb.tag == "Gather":
+                for child in verb:
+                    self.note(child)
+                pressed = next(self.digits, "")
+                if (finish := verb.get("finishOnKey", "#")) and finish in pressed:
+                    pressed = pressed[:pressed.index(finish)]
+                if (limit := verb.get("numDigits", "")).isdigit():
+                    pressed = pressed[:int(limit)]
+                notes.append(f"Gather: {pressed or 'no input'}")
+                if pressed or verb.get("actionOnEmptyResult") == "true":
+                    return action, how, {"Digits": pressed}
+            elif verb.tag == "Dial":
+                targets = [("client:" if noun.tag == "Client" else "") + _text(noun) for noun in verb] or [_text(verb)]
+                outcome = next(self.dial_outcomes, "completed")
+                self.dialed.append(targets)
+                notes.append(f"Dial {', '.join(targets)}: {outcome}")
+                answered = {"DialCallDuration": "12", "DialCallSid": new_sid("CA")} if outcome == "completed" else {}
+                if verb.get("action"):
+                    return action, how, {"DialCallStatus": outcome, "DialCallDuration": "0", **answered}
+            elif verb.tag == "Record" and self.record:
+                notes.append("Record: a 7 s message, then the caller hangs up")
+                sid = new_sid("RE")
+                recording = {"RecordingSid": sid, "RecordingUrl": f"{self.flows.base_url}/{API_VERSION}/Accounts/"
+                             f"{self.flows.account_sid}/Recordings/{sid}", "RecordingDuration": "7"}
+                if callback := verb.get("recordingStatusCallback"):
+                    status = {"RecordingStatus": "completed", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
+                              "RecordingStartTime": now_rfc2822(), "ErrorCode": "0"}
+                    self.request(urljoin(document, callback), verb.get("recordingStatusCallbackMethod", "POST"),
+                                 {**recording, **status}, twiml=False)
+                self.request(action, how, {**recording, "Digits": "hangup"})
+                raise _Ended("hangup")
+            elif verb.tag == "Record":  # an empty recording: Twilio skips the action and runs the next verb
+                notes.append("Record: no audio")
+            elif verb.tag == "Redirect":
+                notes.append(f"Redirect: {_text(verb)}")
+                return urljoin(document, _text(verb)), how, {}
+            elif verb.tag in ("Hangup", "Reject"):
+                notes.append(verb.tag)
+                raise _Ended(verb.tag.lower())
             else:
-                pending, ending = caller.act(verbs.pop(0), document)
-        assert first is not None
-        self.store.log("inbound.call", sid=sid, twiml=first[1], twilio_error=error, ended=ended, steps=len(steps),
-                       **first[0])
-        return {**_outcome(sid, first[0], first[1], error), "steps": steps, "dialed": caller.dialed,
-                "said": caller.said, "ended": ended}
+                notes.append(f"<{verb.tag}> not simulated: skipped")
+        raise _Ended("end")
 
-
-@dataclass
-class _Caller:
-    """The caller's side of an inbound call: the keys pressed, how each <Dial> ends, whether a message is left."""
-
-    digits: Iterator[str]
-    dial_outcomes: Iterator[str]
-    record: bool
-    recordings_url: str
-    said: list[str] = field(default_factory=list)
-    dialed: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # the current step's verbs, as performed
-
-    def act(self, verb: ET.Element, document: str) -> tuple[list[_Request], str | None]:
-        """Perform one verb: the requests it makes, and how the call ends after them (None: it goes on)."""
-        action, how = urljoin(document, verb.get("action", "")), verb.get("method", "POST")
-        if verb.tag in ("Say", "Play", "Pause"):
-            self._note(verb)
-        elif verb.tag == "Gather":
-            for child in verb:
-                self._note(child)
-            pressed = next(self.digits, "")
-            if (finish := verb.get("finishOnKey", "#")) and finish in pressed:
-                pressed = pressed[:pressed.index(finish)]
-            if (limit := verb.get("numDigits", "")).isdigit():
-                pressed = pressed[:int(limit)]
-            self.notes.append(f"Gather: {pressed or 'no input'}")
-            if pressed or verb.get("actionOnEmptyResult") == "true":
-                return [(action, how, {"Digits": pressed}, True)], None
-        elif verb.tag == "Dial":
-            targets = [("client:" if noun.tag == "Client" else "") + _text(noun) for noun in verb] or [_text(verb)]
-            outcome = next(self.dial_outcomes, "completed")
-            self.dialed.append(targets)
-            self.notes.append(f"Dial {', '.join(targets)}: {outcome}")
-            params = {"DialCallStatus": outcome, "DialCallDuration": "0"}
-            if outcome == "completed":
-                params.update(DialCallDuration="12", DialCallSid=new_sid("CA"))
-            if verb.get("action"):
-                return [(action, how, params, True)], None
-        elif verb.tag == "Record" and not self.record:
-            self.notes.append("Record: no audio")
-        elif verb.tag == "Record":
-            self.notes.append("Record: a 7 s message, then the caller hangs up")
-            recording_sid = new_sid("RE")
-            recording = {"RecordingSid": recording_sid, "RecordingUrl": self.recordings_url + recording_sid,
-                         "RecordingDuration": "7"}
-            requests = [(action, how, {**recording, "Digits": "hangup"}, True)]
-            if callback := verb.get("recordingStatusCallback"):
-                status = {"RecordingStatus": "completed", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
-                          "RecordingStartTime": now_rfc2822(), "ErrorCode": "0"}
-                requests.insert(0, (urljoin(document, callback), verb.get("recordingStatusCallbackMethod", "POST"),
-                                    {**recording, **status}, False))
-            return requests, "hangup"
-        elif verb.tag == "Redirect":
-            self.notes.append(f"Redirect: {_text(verb)}")
-            return [(urljoin(document, _text(verb)), how, {}, True)], None
-        elif verb.tag in ("Hangup", "Reject"):
-            self.notes.append(verb.tag)
-            return [], verb.tag.lower()
-        else:
-            self.notes.append(f"<{verb.tag}> not simulated: skipped")
-        return [], None
-
-    def _note(self, verb: ET.Element) -> None:
+    def note(self, verb: ET.Element) -> None:
         if verb.tag == "Say":
             self.said.append(_text(verb))
-        self.notes.append(f"{verb.tag}: {verb.get('length', '1') + ' s' if verb.tag == 'Pause' else _text(verb)}")
+        length = f"{verb.get('length', '1')} s" if verb.tag == "Pause" else _text(verb)
+        self.steps[-1]["verbs"].append(f"{verb.tag}: {length}")
+
+
+def judge_twiml(result: dict[str, Any], *, allow_empty: bool) -> tuple[str | None, dict[str, Any] | None]:
+    """(TwiML, None) or (None, Twilio error): 11200 no 2xx answer, 12300 not an XML type, 12100 not <Response>."""
+    if not 200 <= (result["status"] or 0) < 300:  # no answer (result["error"] says why), or not a 2xx one
+        return None, webhook_error(11200, result["error"] or f"HTTP {result['status']} from {result['url']}")
+    if allow_empty and not result["body"].strip():
+        return "", None
+    media_type = (result["content_type"] or "").split(";", 1)[0].strip().lower()
+    if media_type not in ("text/xml", "application/xml", "text/html") and not media_type.endswith("+xml"):
+        return None, webhook_error(12300, f"Content-Type {media_type or '(none)'} is not a TwiML type")
+    try:
+        root = ET.fromstring(result["body"].strip())
+    except ET.ParseError as exc:
+        return None, webhook_error(12100, f"XML parse error: {exc}")
+    if root.tag != "Response":
+        return None, webhook_error(12100, f"root element is <{root.tag}>, expected <Response>")
+    return result["body"], None
 
 
 def _text(element: ET.Element) -> str:
     return "".join(element.itertext()).strip()
 
 
-def _call_params(call: Resource, status: str, sequence: int | None = None) -> dict[str, str]:
+def _call_params(call: Resource, status: str) -> dict[str, str]:
     """The parameters of every request Twilio makes about a call."""
-    params = {"AccountSid": call["account_sid"], "ApiVersion": API_VERSION, "CallSid": call["sid"],
-              "CallStatus": status, "Called": call["to"], "Caller": call["from"], "Direction": call["direction"],
-              "From": call["from"], "To": call["to"]}
-    if sequence is not None:
-        params["SequenceNumber"] = str(sequence)
-    return params
+    return {"AccountSid": call["account_sid"], "ApiVersion": API_VERSION, "CallSid": call["sid"], "CallStatus": status,
+            "Called": call["to"], "Caller": call["from"], "Direction": call["direction"], "From": call["from"],
+            "To": call["to"]}
 
 
 def _outcome(sid: str, result: dict[str, Any], twiml: str | None, error: dict[str, Any] | None) -> dict[str, Any]:
