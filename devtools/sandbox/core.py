@@ -14,9 +14,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
@@ -96,6 +93,8 @@ class IdentityProvider:
         return self._signing()[0]
 
     def _signing(self) -> tuple[str, Any]:
+        from cryptography.hazmat.primitives.asymmetric import rsa  # only for the tests and runs that sign in
+
         with self._lock:
             if self._current is None:  # made on first use: RSA key generation is slow
                 self._current = uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -111,6 +110,8 @@ class IdentityProvider:
                 "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint": f"{self.issuer}/_sandbox/token"}
 
     def jwks(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
         kid, key = self._signing()
         with self._lock:
             self.jwks_fetches += 1
@@ -119,6 +120,8 @@ class IdentityProvider:
 
     def token(self, sub: str = "alice", ttl: int = 3600) -> str:
         """A signed access token for sub, valid for ttl seconds."""
+        import jwt
+
         now = int(time.time())
         payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl}
         kid, key = self._signing()
