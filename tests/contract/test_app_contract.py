@@ -116,3 +116,10 @@ def test_prism_create_request_without_to_answers_422(prism: Any) -> None:
                              data={"Body": "no recipient"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_prism_path_the_app_never_calls_answers_404(prism: Any) -> None:
+    """The spec Prism serves keeps only the app's paths (see conftest): any other request is refused, not mocked."""
+    response = requests.post(f"{prism.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings.json",
+                             data={"Body": "x"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30)
+    assert response.status_code == 404, response.text
