@@ -37,6 +37,12 @@ RECIPIENT = "+14155550123"
 APP_SETTINGS = SETTING_NAMES  # every setting the app reads: cleared before each test
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the `slow` tests first, so that ./test.sh's parallel workers finish together instead of one running a
+    long test at the end while the others idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise collection order
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with none of the app's settings set."""
