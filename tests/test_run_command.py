@@ -178,22 +178,24 @@ def test_bootstrap_missing_or_old_python_exits_with_one_line_naming_PYTHON(scrip
     assert not (scripts / ".venv").exists()
 
 
+@pytest.mark.slow
 def test_bootstrap_venv_without_pip_is_rebuilt_and_a_failed_install_is_retried_until_it_succeeds(scripts):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(scripts / ".venv")], check=True, timeout=60)
     (scripts / "requirements-dev.txt").write_text("./no-such-package-dir\n")  # pip fails at once, offline
-    for attempt in (1, 2):
-        code, output = bootstrap(scripts)
-        assert code != 0 and "pip install -r requirements-dev.txt failed" in output, (attempt, output)
-        assert "app ran" not in output and not list((scripts / ".venv").glob(".requirements-*"))
+    code, output = bootstrap(scripts)
+    assert code != 0 and "pip install -r requirements-dev.txt failed" in output, output
+    assert "app ran" not in output and not list((scripts / ".venv").glob(".requirements-*"))
     assert subprocess.run([scripts / ".venv/bin/python", "-m", "pip", "--version"], capture_output=True,
                           timeout=30).returncode == 0  # the venv was rebuilt with pip
     (scripts / "requirements-dev.txt").write_text("-r requirements.txt\n")
-    code, output = bootstrap(scripts)
-    assert code == 0 and output.endswith(f"app ran in {scripts / '.venv'}"), output
+    code, output = bootstrap(scripts)  # no stamp was written: the install runs again, and now succeeds
+    assert code == 0 and "installing requirements-dev.txt" in output, output
+    assert output.endswith(f"app ran in {scripts / '.venv'}"), output
     assert list((scripts / ".venv").glob(".requirements-*"))
     assert bootstrap(scripts) == (0, f"app ran in {scripts / '.venv'}")  # installed once: nothing more to do
 
 
+@pytest.mark.slow
 def test_bootstrap_venv_made_by_another_python_is_rebuilt(scripts):
     venv = scripts / ".venv"
     (venv / "bin").mkdir(parents=True)
@@ -212,6 +214,7 @@ def test_bootstrap_venv_made_by_another_python_is_rebuilt(scripts):
 
 # -- devtools.run ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_inbound(start, app):
     (app / "node_modules").symlink_to(ROOT / "node_modules")  # Azurite, as installed by the tests' npm ci
     node()
