@@ -8,5 +8,5 @@ cd "$(dirname "$0")"
 # Bytecode caches (gitignored __pycache__/) are written even where PYTHONDONTWRITEBYTECODE is set: without them every
 # test process recompiles its imports and pytest re-rewrites its plugins' asserts, about 3 s per process.
 unset PYTHONDONTWRITEBYTECODE
-# Workers take two tests at a time (--maxschedchunk), so the `slow` ones, which run first, spread over all of them.
-exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --maxschedchunk=2 "$@"
+# worksteal: see tests/conftest.py pytest_collection_modifyitems.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --dist worksteal "$@"

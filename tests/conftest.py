@@ -38,9 +38,14 @@ APP_SETTINGS = SETTING_NAMES  # every setting the app reads: cleared before each
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the `slow` tests first, so that ./test.sh's parallel workers finish together instead of one running a
-    long test at the end while the others idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise collection order
+    """For ./test.sh's `--dist worksteal`, which gives each worker an equal, contiguous part of the collection and
+    lets an idle worker steal from the end of the busiest one's: each part starts with its share of the `slow`
+    tests, so that the workers finish together (without a worker, the slow tests simply run first)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    fast = [item for item in items if not item.get_closest_marker("slow")]
+    share = -(-len(fast) // workers)
+    items[:] = [item for part in range(workers) for item in slow[part::workers] + fast[part * share:][:share]]
 
 
 @pytest.fixture(autouse=True)
