@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
@@ -46,14 +47,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Azurite:
-    """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`."""
+def connection_string(port: int, account: str = ACCOUNT) -> str:
+    """AzureWebJobsStorage for an account of the Azurite on 127.0.0.1:port."""
+    return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
+            f"TableEndpoint=http://127.0.0.1:{port}/{account};")
 
-    def __init__(self, node: str, port: int, location: Path | None = None, debug_log: Path | None = None) -> None:
+
+class Azurite:
+    """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`. Besides the
+    development account, it serves `accounts` (same key), each with tables of its own."""
+
+    def __init__(self, node: str, port: int, location: Path | None = None, debug_log: Path | None = None,
+                 accounts: Sequence[str] = ()) -> None:
         self.node, self.port, self.location, self.debug_log = node, port, location, debug_log
+        self.accounts = (ACCOUNT, *accounts)
         self.proc: subprocess.Popen | None = None
-        self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                                  f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
+        self.connection_string = connection_string(port)
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
@@ -62,7 +71,8 @@ class Azurite:
         self.proc = subprocess.Popen(
             [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), *storage, "--disableTelemetry",
              "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:

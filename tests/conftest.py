@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
+import shutil
+import signal
 import sys
+import tempfile
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
@@ -23,7 +29,6 @@ if str(ROOT) not in sys.path:
 from shared.settings import SETTING_NAMES  # noqa: E402
 
 if TYPE_CHECKING:
-    from devtools.azurite import Azurite
     from devtools.sandbox import TwilioSandbox
 
 # Recognisable fake credentials: the secret-hygiene tests search every output for them.
@@ -121,7 +126,7 @@ def query_params(url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def stateful(app_env: TwilioSandbox, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> TwilioSandbox:
+def stateful(app_env: TwilioSandbox, azurite: Storage, monkeypatch: pytest.MonkeyPatch) -> TwilioSandbox:
     """The app against the sandbox and Azurite, callers signed in through App Service Authentication (their
     identity is the X-MS-CLIENT-PRINCIPAL-ID header); returns the sandbox."""
     monkeypatch.setenv("AUTH_EASY_AUTH", "true")
@@ -216,18 +221,81 @@ def clear_tables(connection_string: str) -> None:
                 pass
 
 
-@pytest.fixture(scope="session")
-def azurite_server() -> Iterator[Azurite]:
-    """One in-memory Azurite (Table service) for the test session."""
-    from devtools.azurite import Azurite
+# -- servers shared by the run's test processes ----------------------------------------------------------------------
+# Node servers (Azurite, Prism) take about 2 s of CPU each to start: one of each serves every xdist worker.
+SERVERS = pytest.StashKey[Path]()
 
-    server = Azurite(node(), free_port()).start()
-    yield server
-    server.stop()
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config.stash[SERVERS] = Path(tempfile.mkdtemp(prefix="pytest-servers-"))
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker finds the run's servers in the controller's folder."""
+    node.workerinput["servers"] = str(node.config.stash[SERVERS])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run is over: stop the servers its processes started."""
+    if SERVERS in config.stash:
+        for description in config.stash[SERVERS].glob("*.server.json"):
+            stop_process_group(json.loads(description.read_text())["pid"])
+        shutil.rmtree(config.stash[SERVERS], ignore_errors=True)
+
+
+def shared_server(config: pytest.Config, name: str, start: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The run's one `name` server. The first test process that needs it calls `start(folder)`, which starts it in a
+    process group of its own and returns how to reach it, with the group's `pid`; pytest_unconfigure stops it."""
+    folder = Path(config.workerinput["servers"]) if hasattr(config, "workerinput") else config.stash[SERVERS]
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        description = folder / f"{name}.server.json"
+        if not description.exists():
+            description.write_text(json.dumps(start(folder)))
+        return json.loads(description.read_text())
+
+
+def stop_process_group(pid: int, timeout: float = 10) -> None:
+    """SIGTERM to the group, then SIGKILL if its leader still runs after `timeout` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    return  # a zombie: exited, only not reaped by a parent that has not exited yet
+            except FileNotFoundError:
+                return
+            time.sleep(0.05)
+
+
+class Storage(NamedTuple):
+    connection_string: str
+
+
+@pytest.fixture(scope="session")
+def azurite_server(pytestconfig: pytest.Config) -> Storage:
+    """The run's in-memory Azurite (Table service), with a storage account per xdist worker (gw0, gw1, ...): each
+    test process has tables of its own."""
+    from devtools.azurite import ACCOUNT, Azurite, connection_string
+
+    def start(folder: Path) -> dict[str, Any]:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+        server = Azurite(node(), free_port(), accounts=[f"gw{n}" for n in range(workers)]).start()
+        return {"pid": server.proc.pid, "port": server.port}
+
+    port = shared_server(pytestconfig, "azurite", start)["port"]
+    return Storage(connection_string(port, os.environ.get("PYTEST_XDIST_WORKER", ACCOUNT)))
 
 
 @pytest.fixture
-def azurite(azurite_server: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azurite]:
+def azurite(azurite_server: Storage, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
     """The app's AzureWebJobsStorage pointed at the session's Azurite; its tables are emptied after the test."""
     monkeypatch.setenv("AzureWebJobsStorage", azurite_server.connection_string)
     yield azurite_server

@@ -1,4 +1,4 @@
-"""Session fixture: Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a free loopback port.
+"""Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a free loopback port.
 
 Prism and the spec (shipped in @twilio-alpha/mcp) are pinned in the repo's package.json / package-lock.json and
 installed into ./node_modules by `npm ci` (tests/conftest.py `node()`, which skips without node, or fails when
@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port, node
+from tests.conftest import ROOT, free_port, node, shared_server, stop_process_group
 
 NODE_MODULES = ROOT / "node_modules"
 PRISM_JS = NODE_MODULES / "@stoplight/prism-cli/dist/index.js"
@@ -63,8 +62,8 @@ class Prism:
 
 
 @pytest.fixture(scope="session")
-def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
-    """`prism mock --errors` of Twilio's api_v2010 spec.
+def prism(pytestconfig: pytest.Config) -> Prism:
+    """`prism mock --errors` of Twilio's api_v2010 spec, one for the run (tests/conftest.py shared_server).
 
     A request that violates the spec (body, path, security) is answered 422, 415 or 401 with an
     application/problem+json body instead of a mocked 2xx: Prism's mocker does this for any request violation
@@ -73,32 +72,25 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     error response", docs/getting-started/03-cli.md) also makes Prism answer 500 when its own mocked response
     violates the spec (packages/http-server/src/server.ts). So a 2xx means the request passed validation.
     """
+    described = shared_server(pytestconfig, "prism", start_prism)
+    return Prism(described["base_url"], Path(described["log"]))
+
+
+def start_prism(folder: Path) -> dict[str, Any]:
     node_path = node()
-    workdir = tmp_path_factory.mktemp("prism")
-    spec = spec_for_prism(workdir / "twilio_api_v2010.json")
-    port, log = free_port(), workdir / "prism.log"
+    spec = spec_for_prism(folder / "twilio_api_v2010.json")
+    port, log = free_port(), folder / "prism.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([node_path, str(PRISM_JS), "mock", "--errors", "-h", "127.0.0.1", "-p", str(port),
                                  str(spec)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "NO_COLOR": "1"})
-    server = Prism(f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{server.log_text()}", pytrace=False)
-            time.sleep(0.05)
-        yield server
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # its own process group: no node process outlives the session
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=10)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(proc.pid)
+            pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{log.read_text()}", pytrace=False)
+        time.sleep(0.05)
+    return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}
 
 
 def _listening(port: int) -> bool:
