@@ -11,15 +11,13 @@ from __future__ import annotations
 import ast
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, openapi_document
 
-yaml = pytest.importorskip("yaml")
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
 SPEC_PATH = ROOT / "openapi.yaml"
@@ -37,14 +35,9 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 FUNCTION_KEY_SCHEMES = {("header", "x-functions-key"), ("query", "code")}
 
 
-@lru_cache(maxsize=1)
-def load_spec() -> dict[str, Any]:
-    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-
-
 @pytest.fixture
 def spec() -> dict[str, Any]:
-    return load_spec()
+    return openapi_document()
 
 
 def resolve(spec: dict[str, Any], node: Any) -> Any:

@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 import make_call
 import send_sms
-from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, ROOT, SENDER, body_of,
-                            form_request, json_request)
+from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, SENDER, body_of,
+                            form_request, json_request, openapi_document)
 
 SMS_URL = "https://myapp.example.com/api/send_sms"
 CALL_URL = "https://myapp.example.com/api/make_call"
@@ -31,8 +30,8 @@ APP_SPEC = "urn:app-openapi"
 @lru_cache(maxsize=None)
 def documented_201(schema_name: str) -> Draft202012Validator:
     """A validator for openapi.yaml's components/schemas/<schema_name> (OpenAPI 3.1 schemas are JSON Schema)."""
-    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
-    registry = Registry().with_resource(APP_SPEC, Resource.from_contents(spec, default_specification=DRAFT202012))
+    registry = Registry().with_resource(APP_SPEC, Resource.from_contents(openapi_document(),
+                                                                         default_specification=DRAFT202012))
     return Draft202012Validator({"$ref": f"{APP_SPEC}#/components/schemas/{schema_name}"}, registry=registry)
 
 
