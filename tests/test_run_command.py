@@ -195,11 +195,9 @@ def test_bootstrap_venv_made_by_another_python_is_rebuilt_and_a_failed_install_i
     identity = "import os, sys; print(sys.version.split()[0], os.path.realpath(sys.base_prefix))"
     versions = {subprocess.run([python, "-c", identity], capture_output=True, text=True, timeout=30).stdout
                 for python in (sys.executable, venv / "bin" / "python")}
-    assert len(versions) == 1  # rebuilt with PYTHON, and with pip:
-    assert subprocess.run([venv / "bin" / "python", "-m", "pip", "--version"], capture_output=True,
-                          timeout=30).returncode == 0
+    assert len(versions) == 1  # rebuilt with PYTHON
     (scripts / "requirements-dev.txt").write_text("-r requirements.txt\n")
-    code, output = bootstrap(scripts)  # no stamp was written: the install runs again, and now succeeds
+    code, output = bootstrap(scripts)  # no stamp was written: the install runs again (with the new pip), and succeeds
     assert code == 0 and "installing requirements-dev.txt" in output and "creating .venv" not in output, output
     assert output.endswith(f"app ran in {venv}"), output
     assert list(venv.glob(".requirements-*"))
