@@ -3,6 +3,7 @@ OpenID provider, the /_sandbox/ control endpoints and the emulated Twilio 2010-0
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -73,6 +74,19 @@ def _loggable(body: bytes) -> Any:
         return body.decode("utf-8", "replace")
 
 
+def new_rsa_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa  # only for the tests and runs that sign in
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.lru_cache(maxsize=1)
+def process_rsa_key() -> Any:
+    """Every provider's first signing key in this process: making one takes about 0.1 s of CPU, and a test run
+    starts hundreds of sandboxes. Their kids and issuers still differ, so one's tokens never pass for another's."""
+    return new_rsa_key()
+
+
 class IdentityProvider:
     """Serves `{issuer}/.well-known/openid-configuration` and its JWKS; signs tokens with the current key."""
 
@@ -82,6 +96,7 @@ class IdentityProvider:
         self.jwks_fetches = 0
         self._lock = threading.Lock()
         self._current: tuple[str, Any] | None = None  # (kid, key)
+        self._rotated = False
 
     @property
     def private_key(self) -> Any:
@@ -93,17 +108,15 @@ class IdentityProvider:
         return self._signing()[0]
 
     def _signing(self) -> tuple[str, Any]:
-        from cryptography.hazmat.primitives.asymmetric import rsa  # only for the tests and runs that sign in
-
         with self._lock:
-            if self._current is None:  # made on first use: RSA key generation is slow
-                self._current = uuid.uuid4().hex[:16], rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if self._current is None:  # made on first use; each provider's kid is its own
+                self._current = uuid.uuid4().hex[:16], new_rsa_key() if self._rotated else process_rsa_key()
             return self._current
 
     def rotate(self) -> None:
         """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
         with self._lock:
-            self._current = None  # the next use makes the new one
+            self._current, self._rotated = None, True  # the next use makes the new one
 
     def discovery(self) -> dict[str, Any]:
         return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
