@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -63,9 +64,13 @@ def tampered(idp) -> str:
     return f"{head}.{b64(json.dumps(claims(idp, sub='mallory')).encode())}.{signature}"
 
 
+@functools.lru_cache(maxsize=1)
+def unpublished_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def unknown_kid(_idp) -> str:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode(claims(_idp), other, algorithm="RS256", headers={"kid": "not-published"})
+    return jwt.encode(claims(_idp), unpublished_key(), algorithm="RS256", headers={"kid": "not-published"})
 
 
 BAD_TOKENS = {
