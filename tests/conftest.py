@@ -241,6 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SERVERS] = Path(tempfile.mkdtemp(prefix="pytest-servers-"))
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: a run without xdist has no workers to tell
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker finds the run's servers in the controller's folder."""
     node.workerinput["servers"] = str(node.config.stash[SERVERS])
