@@ -25,8 +25,10 @@ import pytest
 
 from tests.conftest import APP_SETTINGS, ROOT, node
 
+# The bytecode caches are copied (a checkout has them after its first run): without them every launch in a fresh copy
+# recompiles the app and devtools, about 0.1 s of CPU.
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".cache", ".hypothesis", ".pytest_cache", "node_modules",
-                                    "tests", "bench", "__pycache__", "local.settings.json")
+                                    "tests", "bench", "local.settings.json")
 REAL_LOOKING = {"TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2, "TWILIO_AUTH_TOKEN": "f" * 32}
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
 
