@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The single test command (README, CI): makes .venv with ${PYTHON:-python3} (3.11+), installs the app and dev
-# requirements, runs every test on TEST_WORKERS (default 3) parallel workers. Extra arguments go to pytest,
+# requirements, runs every test on TEST_WORKERS (default 4) parallel workers. Extra arguments go to pytest,
 # e.g. ./test.sh tests/test_send_sms.py -q
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,4 +9,4 @@ cd "$(dirname "$0")"
 # test process recompiles its imports and pytest re-rewrites its plugins' asserts, about 3 s per process.
 unset PYTHONDONTWRITEBYTECODE
 # worksteal: see tests/conftest.py pytest_collection_modifyitems.
-exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --dist worksteal "$@"
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-4}" --dist worksteal "$@"
