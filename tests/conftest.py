@@ -267,6 +267,14 @@ def shared_server(config: pytest.Config, name: str, start: Callable[[Path], dict
         return json.loads(description.read_text())
 
 
+def alive(pid: int) -> bool:
+    """Whether the process runs: not gone, and not a zombie (exited, only not reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def stop_process_group(pid: int, timeout: float = 10) -> None:
     """SIGTERM to the group, then SIGKILL if its leader still runs after `timeout` seconds."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -278,10 +286,7 @@ def stop_process_group(pid: int, timeout: float = 10) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    return  # a zombie: exited, only not reaped by a parent that has not exited yet
-            except FileNotFoundError:
+            if not alive(pid):
                 return
             time.sleep(0.05)
 

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import APP_SETTINGS, ROOT, node
+from tests.conftest import APP_SETTINGS, ROOT, alive, node
 
 # The bytecode caches are copied (a checkout has them after its first run): without them every launch in a fresh copy
 # recompiles the app and devtools, about 0.1 s of CPU.
@@ -42,13 +42,6 @@ def free_port() -> int:
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 NO_AZURITE = "DefaultEndpointsProtocol=https;AccountName=unused;AccountKey=dW51c2Vk;EndpointSuffix=core.windows.net"
