@@ -4,11 +4,12 @@ Idempotency-Key."""
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
-from shared.identity import caller_identity
+from shared.calls import CallRequest, place_call
+from shared.channels import CALL
 from shared.idempotency import fingerprint, once
+from shared.identity import caller_identity
 from shared.settings import load_settings
 from shared.urls import public_origin
-from shared.voice import CallRequest, place_call
 
 
 @mobile_api
@@ -17,5 +18,5 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     identity = caller_identity(req, settings)
     call = CallRequest.parse(read_payload(req), settings)
     origin = public_origin(req, settings)
-    return once(req, settings, identity, fingerprint("call", call),
+    return once(req, settings, identity, fingerprint(CALL, call),
                 lambda: created(place_call(call, settings, origin, identity)))

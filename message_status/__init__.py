@@ -3,13 +3,14 @@
 import azure.functions as func
 
 from shared.api import mobile_api, ok
+from shared.channels import SMS
 from shared.identity import caller_identity
-from shared.status import lookup
 from shared.settings import load_settings
+from shared.status import lookup
 
 
 @mobile_api(method="GET")
 def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
     identity = caller_identity(req, settings)
-    return ok(lookup(settings, "message", req.route_params.get("sid", ""), identity))
+    return ok(lookup(settings, SMS, req.route_params.get("sid", ""), identity))

@@ -3,8 +3,9 @@
 import azure.functions as func
 
 from shared.api import created, mobile_api, read_payload
-from shared.identity import caller_identity
+from shared.channels import SMS
 from shared.idempotency import fingerprint, once
+from shared.identity import caller_identity
 from shared.messaging import SmsRequest, send_sms
 from shared.settings import load_settings
 
@@ -14,4 +15,4 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = load_settings()
     identity = caller_identity(req, settings)
     sms = SmsRequest.parse(read_payload(req), settings)
-    return once(req, settings, identity, fingerprint("sms", sms), lambda: created(send_sms(sms, settings, identity)))
+    return once(req, settings, identity, fingerprint(SMS, sms), lambda: created(send_sms(sms, settings, identity)))

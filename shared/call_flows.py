@@ -9,6 +9,7 @@ from typing import Callable
 from urllib.parse import urlencode
 
 from shared import quota, twiml
+from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
@@ -77,7 +78,7 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
         number = to_e164(to, "To", settings.default_region)
         require_allowed_destination(number, settings.allowed_destination_prefixes,
                                     settings.allowed_destination_countries, field="To")
-        with quota.charged(settings, "call", identity, number):
+        with quota.charged(settings, CALL, identity, number):
             pass  # Twilio dials after this answer: the slot is taken now, the same bucket as make_call's
     except AppError as exc:
         logger.info("Client call from %s refused: %s", identity, exc.code)

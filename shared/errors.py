@@ -30,6 +30,7 @@ class AppError(Exception):
         more_info: str | None = None,
         quota: str | None = None,
         headers: dict[str, str] | None = None,
+        final: bool = False,
     ):
         super().__init__(message)
         self.status = status
@@ -40,6 +41,9 @@ class AppError(Exception):
         self.more_info = more_info
         self.quota = quota
         self.headers = headers or {}
+        # Twilio has decided the request: refused its content, or may have carried it out. Sending it again cannot
+        # help and could send twice, so an Idempotency-Key replays this answer instead.
+        self.final = final
 
     def body(self) -> dict[str, Any]:
         """The documented error body: {"error": {"code", "message", "field"?, "twilio_code"?, "more_info"?,

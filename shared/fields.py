@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 from shared.errors import invalid_field
 from shared.phone import require_allowed_destination, to_e164
 from shared.settings import Settings
+from shared.twiml import NOT_XML_CHARS
 
 VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
-# Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
-NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 MAX_URL_CHARS = 2048
 # In a URL: controls (C0, DEL, C1), whitespace and lone surrogates.
 NOT_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff]|\\s")

@@ -12,24 +12,22 @@ from typing import Any, Callable
 
 import azure.functions as func
 
+from shared import state
+from shared.channels import Channel
 from shared.errors import AppError, json_response
 from shared.settings import Settings
-from shared.state import state_errors, table
 
 logger = logging.getLogger("shared.idempotency")
 
-TABLE = "TwilioIdempotency"
 HEADER = "idempotency-key"
 KEY = re.compile(r"[\x20-\x7e]{1,255}")
 IN_FLIGHT_GRACE = timedelta(seconds=30)  # beyond the Twilio time budget: the worker that held the key died
-# Outcomes of a request that reached Twilio: replayed, because sending again could send twice.
-STORED = {(201, None), (422, "twilio_rejected"), (502, "twilio_unavailable"), (502, "twilio_connection_lost"),
-          (502, "twilio_bad_response"), (504, "twilio_timeout")}
+MAX_TRIES = 3  # a key is one caller's: its record rarely races
 
 
-def fingerprint(kind: str, request: Any) -> str:
+def fingerprint(channel: Channel, request: Any) -> str:
     """SHA-256 of the validated, normalised request (a dataclass): key order and number formatting do not count."""
-    canonical = json.dumps({"kind": kind, **dataclasses.asdict(request)}, sort_keys=True, ensure_ascii=True)
+    canonical = json.dumps({"kind": channel.name, **dataclasses.asdict(request)}, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -49,7 +47,7 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
     try:
         response = send()
     except AppError as exc:
-        if (exc.status, exc.code) in STORED:
+        if exc.final:  # Twilio decided it: a retry gets this answer, never a second send
             record.finish(exc.status, exc.body(), exc.headers)
         else:
             record.release()  # Twilio was never asked: a corrected or later retry may use the key
@@ -63,40 +61,27 @@ class _Record:
 
     def __init__(self, settings: Settings, partition: str, request_fingerprint: str) -> None:
         self.settings, self.partition, self.fingerprint = settings, partition, request_fingerprint
-        self.etag: str | None = None
+        self.row: state.Row = {}
+        self.etag = ""
 
     def claim(self) -> func.HttpResponse | None:
         """Insert the in-flight record (None: go ahead and send), or the answer to give instead of sending."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
         now = datetime.now(timezone.utc)
-        entity = {"PartitionKey": self.partition, "RowKey": "", "fingerprint": self.fingerprint, "state": "in_flight",
-                  "started_at": now, "expires_at": now + timedelta(hours=self.settings.idempotency_ttl_hours)}
-        with state_errors():
-            client = table(self.settings, TABLE)
-            for _ in range(3):
-                try:
-                    self.etag = client.create_entity(entity)["etag"]
-                    return None
-                except ResourceExistsError:
-                    pass
-                try:
-                    existing = client.get_entity(self.partition, "")
-                except ResourceNotFoundError:  # released meanwhile: try the insert again
-                    continue
-                if existing["expires_at"] > now:
-                    return self._answer(existing, now)
-                try:  # an expired key may be reused: take the row over, unless someone else just did
-                    self.etag = client.update_entity(entity, mode=UpdateMode.REPLACE, etag=existing.metadata["etag"],
-                                                     match_condition=MatchConditions.IfNotModified)["etag"]
-                    return None
-                except ResourceModifiedError:
-                    continue
-        raise AppError(503, "state_unavailable", "The idempotency record is too busy; nothing was sent. Try again.")
+        self.row = {"PartitionKey": self.partition, "RowKey": "", "fingerprint": self.fingerprint,
+                    "state": "in_flight", "started_at": now,
+                    "expires_at": now + timedelta(hours=self.settings.idempotency_ttl_hours)}
+        with state.state_errors():
+            stored = state.insert_or_get(self.settings, state.IDEMPOTENCY, self.row, tries=MAX_TRIES)
+            if not stored.written and state.expired(stored.row, now):  # an expired key may be reused: take it over
+                stored = state.update_if_unchanged(
+                    self.settings, state.IDEMPOTENCY, self.partition, "",
+                    lambda row: self.row if row is None or state.expired(row, now) else None, tries=MAX_TRIES)
+        if not stored.written:
+            return self._answer(stored.row, now)
+        self.etag = stored.etag
+        return None
 
-    def _answer(self, existing: dict[str, Any], now: datetime) -> func.HttpResponse:
+    def _answer(self, existing: state.Row, now: datetime) -> func.HttpResponse:
         if existing["fingerprint"] != self.fingerprint:
             raise AppError(422, "idempotency_key_reused", "This Idempotency-Key was used for a different request; "
                            "use a new key for a new request.")
@@ -112,27 +97,23 @@ class _Record:
 
     def finish(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
         """Store the outcome for replay. The send has happened: a storage failure here is logged, not raised."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
+        done = {**self.row, "state": "done", "status": status, "body": json.dumps(body), "headers": json.dumps(headers)}
         try:
-            with state_errors():
-                table(self.settings, TABLE).update_entity(
-                    {"PartitionKey": self.partition, "RowKey": "", "state": "done", "status": status,
-                     "body": json.dumps(body), "headers": json.dumps(headers)},
-                    mode=UpdateMode.MERGE, etag=self.etag, match_condition=MatchConditions.IfNotModified)
+            with state.state_errors():
+                stored = state.replace_if_unchanged(self.settings, state.IDEMPOTENCY, done, self.etag)
         except AppError:
-            logger.error("The outcome of an idempotent send (%s) could not be stored; a retry will get 409, then "
-                         "outcome_unknown", status)
+            stored = False
+        if not stored:
+            logger.error("The outcome of an idempotent send (%s) could not be stored; a retry will get 409, "
+                         "then outcome_unknown", status)
 
     def release(self) -> None:
         """Delete the in-flight record (Twilio was never asked)."""
-        from azure.core import MatchConditions
-
         try:
-            with state_errors():
-                table(self.settings, TABLE).delete_entity(self.partition, "", etag=self.etag,
-                                                          match_condition=MatchConditions.IfNotModified)
+            with state.state_errors():
+                released = state.delete_if_unchanged(self.settings, state.IDEMPOTENCY, self.partition, "", self.etag)
         except AppError:
+            released = False
+        if not released:
             logger.error("An in-flight idempotency record could not be released; the key stays blocked until it "
                          "expires")

@@ -1,19 +1,15 @@
-"""send_sms: validate a mobile app's SMS/MMS request and create the message through Twilio."""
+"""send_sms's request: its fields validated, then the SMS/MMS it asks Twilio for."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
-from shared import fields, quota, sends
+from shared import fields
+from shared.channels import SMS
 from shared.errors import invalid_field
-from shared.phone import mask
+from shared.sends import Outgoing, send
 from shared.settings import Settings
-from shared.twilio_client import create, twilio_errors
-from shared.urls import status_callback_url
-
-logger = logging.getLogger("shared.messaging")
 
 MAX_BODY_CHARS = 1600
 MAX_MEDIA = 10
@@ -40,26 +36,23 @@ class SmsRequest:
             raise invalid_field("body", "'body' is required unless 'media_url' is given.", "missing_field")
         return cls(parties.to, parties.from_, body, tuple(media), parties.status_callback)
 
+    def outgoing(self, settings: Settings) -> Outgoing:
+        """The message: from the request's `from`, else the Messaging Service, else TWILIO_PHONE_NUMBER."""
+        sender = self.from_ or (None if settings.messaging_service_sid else settings.phone_number)
+        service = None if self.from_ else settings.messaging_service_sid
+        return Outgoing(SMS, self.to, {"To": self.to, "From": sender, "MessagingServiceSid": service,
+                                       "Body": self.body, "MediaUrl": list(self.media_urls) or None},
+                        needs=() if sender or service else ("TWILIO_PHONE_NUMBER",),
+                        status_callback=self.status_callback)
+
 
 def send_sms(sms: SmsRequest, settings: Settings, identity: str) -> dict[str, Any]:
-    """Charge the caller's quotas, create the message (one create request, never re-sent) and return the
-    documented 201 body."""
-    sender = sms.from_ or (None if settings.messaging_service_sid else settings.phone_number)
-    service = None if sms.from_ else settings.messaging_service_sid
-    settings.require(*settings.rest_setting_names(), *(() if sender or service else ("TWILIO_PHONE_NUMBER",)))
-    ours = None if sms.status_callback else status_callback_url(settings)
-    with quota.charged(settings, "sms", identity, sms.to), twilio_errors():
-        message = create(settings, "Messages", {
-            "To": sms.to, "From": sender, "MessagingServiceSid": service, "Body": sms.body,
-            "MediaUrl": list(sms.media_urls) or None, "StatusCallback": sms.status_callback or ours,
-        })
-    logger.info("SMS %s queued to %s for %s", message.get("sid"), mask(sms.to), identity)
-    date_created = sends.iso_utc(message.get("date_created"))
-    sends.record_send(settings, "message", message, identity, date_created, callback_registered=ours is not None)
+    """Send the SMS through the one send path; the documented 201 body."""
+    message = send(settings, sms.outgoing(settings), identity)
     return {
-        "sid": message.get("sid"),
-        "status": message.get("status"),
-        "to": message.get("to"),
-        "from": message.get("from"),
-        "date_created": date_created,
+        "sid": message.sid,
+        "status": message.status,
+        "to": message.to,
+        "from": message.from_,
+        "date_created": message.date_created,
     }

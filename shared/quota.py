@@ -7,25 +7,19 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Literal
+from typing import Iterator
 
+from shared import state
+from shared.channels import Channel
 from shared.errors import AppError
 from shared.identity import voice_identity
 from shared.phone import mask
 from shared.settings import Settings
-from shared.state import replace_if_unchanged, state_errors, table
+from shared.timestamps import iso_z
 
 logger = logging.getLogger("shared.quota")
 
-TABLE = "TwilioQuotas"
 MAX_TRIES = 100  # ETag races on one counter; each lost race means another request took a slot meanwhile
-Kind = Literal["sms", "call"]
-QUOTAS: dict[Kind, tuple[tuple[str, str], ...]] = {  # (setting, whose count): 'user', 'app' or 'to'
-    "sms": (("QUOTA_SMS_PER_USER_PER_DAY", "user"), ("QUOTA_SMS_PER_DAY", "app"),
-            ("QUOTA_PER_DESTINATION_PER_HOUR", "to")),
-    "call": (("QUOTA_CALLS_PER_USER_PER_DAY", "user"), ("QUOTA_CALLS_PER_DAY", "app"),
-             ("QUOTA_PER_DESTINATION_PER_HOUR", "to")),
-}
 
 
 @dataclass(frozen=True)
@@ -39,15 +33,15 @@ class Slot:
 
 
 @contextmanager
-def charged(settings: Settings, kind: Kind, identity: str, to: str) -> Iterator[None]:
+def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Iterator[None]:
     """Take a slot of every configured quota for one send (429 quota_exceeded when one is used up); give them
     back if Twilio refused the content (422), keep them otherwise: the SMS or call may exist."""
-    slots = _slots(settings, kind, identity, to, datetime.now(timezone.utc))
+    slots = _slots(settings, channel, identity, to, datetime.now(timezone.utc))
     if not slots:  # no quota configured: no storage, not even its imports
         yield
         return
     taken: list[Slot] = []
-    with state_errors():
+    with state.state_errors():
         for slot in slots:
             if not _take(settings, slot):
                 _give_back(settings, taken)
@@ -58,14 +52,14 @@ def charged(settings: Settings, kind: Kind, identity: str, to: str) -> Iterator[
         yield
     except AppError as exc:
         if exc.status == 422:
-            with state_errors():
+            with state.state_errors():
                 _give_back(settings, taken)
         raise
 
 
-def _slots(settings: Settings, kind: Kind, identity: str, to: str, now: datetime) -> list[Slot]:
+def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: datetime) -> list[Slot]:
     slots = []
-    for quota, subject in QUOTAS[kind]:
+    for quota, subject in channel.quotas:
         limit = settings.quotas.get(quota)
         if not limit:
             continue
@@ -82,39 +76,24 @@ def _slots(settings: Settings, kind: Kind, identity: str, to: str, now: datetime
 
 def _take(settings: Settings, slot: Slot) -> bool:
     """Add one to the slot's counter unless it is at the limit (False); exact under any concurrency."""
-    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-    client = table(settings, TABLE)
-    for _ in range(MAX_TRIES):
-        try:
-            entity = client.get_entity(slot.quota, slot.row)
-        except ResourceNotFoundError:
-            try:
-                client.create_entity({"PartitionKey": slot.quota, "RowKey": slot.row, "count": 1,
-                                      "expires_at": slot.window_end})
-                return True
-            except ResourceExistsError:  # another request created it first: count on it
-                continue
-        if entity["count"] >= slot.limit:
-            return False
-        entity["count"] += 1
-        if replace_if_unchanged(client, entity):
-            return True
-    raise AppError(503, "state_unavailable", "The quota counter is too busy; nothing was sent. Try again.")
+    def add_one(row: state.Row | None) -> state.Row | None:
+        if row is None:
+            return {"PartitionKey": slot.quota, "RowKey": slot.row, "count": 1, "expires_at": slot.window_end}
+        return {**row, "count": row["count"] + 1} if row["count"] < slot.limit else None
+
+    return state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, add_one, tries=MAX_TRIES).written
 
 
 def _give_back(settings: Settings, slots: list[Slot]) -> None:
+    def take_one(row: state.Row | None) -> state.Row | None:
+        return {**row, "count": max(0, row["count"] - 1)} if row is not None else None
+
     for slot in slots:
-        client = table(settings, TABLE)
-        for _ in range(MAX_TRIES):
-            entity = client.get_entity(slot.quota, slot.row)
-            entity["count"] = max(0, entity["count"] - 1)
-            if replace_if_unchanged(client, entity):
-                break
+        state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, take_one, tries=MAX_TRIES)
 
 
 def _exceeded(slot: Slot) -> AppError:
     retry_after = max(1, int((slot.window_end - datetime.now(timezone.utc)).total_seconds()) + 1)
     return AppError(429, "quota_exceeded", f"Quota {slot.quota} is used up ({slot.limit}); it resets at "
-                    f"{slot.window_end.isoformat().replace('+00:00', 'Z')}.", quota=slot.quota,
-                    headers={"Retry-After": str(retry_after)})
+                    f"{iso_z(slot.window_end)}.", quota=slot.quota, headers={"Retry-After": str(retry_after)})

@@ -1,118 +1,134 @@
-"""The record of each send: one TwilioSends row per SID, written at send time, moved forward by status callbacks."""
+"""The one send path: a send from the credentials check to its TwilioSends record, which callbacks move forward."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
+from shared import quota, state
+from shared.channels import CALL, SMS, Channel
 from shared.errors import AppError
+from shared.phone import mask
 from shared.settings import Settings, SettingsError
-from shared.state import replace_if_unchanged, state_errors, table
+from shared.timestamps import from_rfc2822, now_z
+from shared.urls import status_callback_url
 
 logger = logging.getLogger("shared.sends")
 
-TABLE = "TwilioSends"
 RETENTION = timedelta(days=30)
-MAX_TRIES = 20
-Kind = Literal["message", "call"]
-# Messages move forward through these ranks; a terminal status is never overwritten by an earlier one.
-MESSAGE_RANK = {"queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2,
-                "delivered": 3, "undelivered": 3, "failed": 3, "read": 3, "canceled": 3}
-CALL_RANK = {"queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2,
-             "completed": 3, "busy": 3, "failed": 3, "no-answer": 3, "canceled": 3}
+MAX_TRIES = 20  # lost races on one record: status callbacks of one send arriving together
 
 
-def rank(kind: Kind, status: str) -> int:
-    return (MESSAGE_RANK if kind == "message" else CALL_RANK).get(status, -1)
+@dataclass(frozen=True)
+class Outgoing:
+    """One send as Twilio will be asked for it, built by the request that wants it (messaging, calls)."""
+
+    channel: Channel
+    to: str
+    params: dict[str, Any]  # Twilio's parameter names; None values are left out
+    needs: tuple[str, ...] = ()  # settings this send needs beyond Twilio's credentials, e.g. TWILIO_PHONE_NUMBER
+    status_callback: str | None = None  # the caller's own: then the app registers none
 
 
-def is_final(kind: Kind, status: str) -> bool:
-    return rank(kind, status) == 3
+@dataclass(frozen=True)
+class Sent:
+    """What Twilio created."""
+
+    sid: str
+    status: str | None
+    to: str | None
+    from_: str | None
+    date_created: str | None  # ISO 8601 UTC
+    resource: Mapping[str, Any] = field(repr=False)
 
 
-def iso_utc(rfc2822: str | None) -> str | None:
-    """Twilio's RFC 2822 date as ISO 8601 in UTC with a 'Z' suffix (None, or unparsable, stays None)."""
-    from twilio.base.deserialize import rfc2822_datetime
+def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
+    """Send once: check the settings, charge the quotas, create the resource (one request, never re-sent), log it
+    and record it for the status lookup."""
+    from shared.twilio_client import create, twilio_errors  # the REST client: only sends load it
 
-    value = rfc2822_datetime(rfc2822) if rfc2822 else None
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    channel = outgoing.channel
+    settings.require(*settings.rest_setting_names(), *outgoing.needs)
+    ours = None if outgoing.status_callback else status_callback_url(settings)
+    params = {**outgoing.params, "StatusCallback": outgoing.status_callback or ours,
+              "StatusCallbackEvent": list(channel.status_events) if ours and channel.status_events else None}
+    with quota.charged(settings, channel, identity, outgoing.to), twilio_errors():
+        resource = create(settings, channel, params)
+    sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
+                from_rfc2822(resource.get("date_created")), resource)
+    logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)
+    _record(settings, channel, sent, identity, callback_registered=ours is not None)
+    return sent
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def record_send(settings: Settings, kind: Kind, created: Mapping[str, Any], owner: str, date_created: str | None,
-                callback_registered: bool) -> None:
+def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callback_registered: bool) -> None:
     """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands). Without
     a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
     if not settings.storage_configured:
-        logger.debug("No state storage: %s %s is not recorded", kind, created["sid"])
         return
-    entity = {"PartitionKey": created["sid"], "RowKey": "", "kind": kind, "owner": owner,
-              "to_number": created.get("to") or "", "from_number": created.get("from") or "",
-              "status": created.get("status") or "",
-              "date_created": date_created or now_iso(), "date_updated": now_iso(), "sequence": -1,
-              "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
+    row = {"PartitionKey": sent.sid, "RowKey": "", "kind": channel.noun, "owner": owner,
+           "to_number": sent.to or "", "from_number": sent.from_ or "", "status": sent.status or "",
+           "date_created": sent.date_created or now_z(), "date_updated": now_z(), "sequence": -1,
+           "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
     try:
-        with state_errors():
-            table(settings, TABLE).create_entity(entity)
+        with state.state_errors():
+            state.table(settings, state.SENDS).create_entity(row)
     except (AppError, SettingsError) as exc:
-        logger.warning("Could not record %s %s: %s", kind, created["sid"], exc.code)
+        logger.warning("Could not record %s %s: %s", channel.noun, sent.sid, exc.code)
+
+
+def find(settings: Settings, channel: Channel, sid: str, owner: str) -> state.Row | None:
+    """The live record of a send of this channel that owner made; None for anyone else's, an unknown or an expired
+    one alike. 503 state_unavailable if storage fails."""
+    with state.state_errors():
+        row = state.get(settings, state.SENDS, sid)
+    if row is None or state.expired(row, datetime.now(timezone.utc)):
+        return None
+    return row if row.get("owner") == owner and row.get("kind") == channel.noun else None
 
 
 def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     """Move a send's record forward with one of Twilio's status callbacks: messages by status rank, calls by
     SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged)."""
-    kind: Kind = "call" if form.get("CallSid") else "message"
+    channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
-    status = (form.get("CallStatus") if kind == "call" else form.get("MessageStatus")) or ""
-    changes: dict[str, Any] = {"status": status}
+    changes: dict[str, Any] = {"status": (form.get("CallStatus") if channel is CALL else form.get("MessageStatus")) or ""}
     if (form.get("ErrorCode") or "").isdigit():
         changes["error_code"] = int(form["ErrorCode"])
-    if kind == "call" and (form.get("CallDuration") or "").isdigit():
+    if channel is CALL and (form.get("CallDuration") or "").isdigit():
         changes["duration"] = int(form["CallDuration"])
     sequence = int(form["SequenceNumber"]) if (form.get("SequenceNumber") or "").isdigit() else None
     try:
-        with state_errors():
-            if not move_forward(settings, kind, sid, changes, sequence):
-                logger.info("Status callback for an unknown %s ignored", kind)
+        with state.state_errors():
+            if not sid or advance(settings, channel, sid, changes, sequence) is None:
+                logger.info("Status callback for an unknown %s ignored", channel.noun)
     except (AppError, SettingsError) as exc:
         logger.warning("Could not record a status callback: %s", exc.code)
 
 
-def move_forward(settings: Settings, kind: Kind, sid: str, changes: dict[str, Any], sequence: int | None) -> bool:
-    """Apply changes if they move the record forward (ETag-conditional, retried on a lost race); False if the
-    SID has no record."""
-    from azure.core.exceptions import ResourceNotFoundError
+def advance(settings: Settings, channel: Channel, sid: str, changes: dict[str, Any],
+            sequence: int | None) -> state.Row | None:
+    """Apply changes to the live record if they move it forward (ETag-conditional, retried on a lost race); the
+    record as it then stands, or None when the SID has no live record."""
+    now = datetime.now(timezone.utc)
 
-    if not sid:
+    def forward(row: state.Row | None) -> state.Row | None:
+        if row is None or state.expired(row, now) or not _is_forward(channel, row, changes["status"], sequence):
+            return None
+        return {**row, **changes, "date_updated": now_z(), **({"sequence": sequence} if sequence is not None else {})}
+
+    stored = state.update_if_unchanged(settings, state.SENDS, sid, "", forward, tries=MAX_TRIES)
+    return None if stored.row is None or state.expired(stored.row, now) else stored.row
+
+
+def _is_forward(channel: Channel, row: Mapping[str, Any], status: str, sequence: int | None) -> bool:
+    if channel.rank(status) < 0:
         return False
-    client = table(settings, TABLE)
-    for _ in range(MAX_TRIES):
-        try:
-            entity = client.get_entity(sid, "")
-        except ResourceNotFoundError:
-            return False
-        if not is_forward(kind, entity, changes["status"], sequence):
-            return True
-        entity.update(changes, date_updated=now_iso())
-        if sequence is not None:
-            entity["sequence"] = sequence
-        if replace_if_unchanged(client, entity):
-            return True
-    raise AppError(503, "state_unavailable", "The send record is too busy.")
-
-
-def is_forward(kind: Kind, entity: Mapping[str, Any], status: str, sequence: int | None) -> bool:
-    if rank(kind, status) < 0:
-        return False
-    if kind == "call" and sequence is not None:
-        return sequence > entity.get("sequence", -1)
-    current = entity.get("status", "")
-    if rank(kind, status) != rank(kind, current):
-        return rank(kind, status) > rank(kind, current)
+    if channel is CALL and sequence is not None:
+        return sequence > row.get("sequence", -1)
+    current = row.get("status", "")
+    if channel.rank(status) != channel.rank(current):
+        return channel.rank(status) > channel.rank(current)
     return current == "delivered" and status == "read"  # of one rank the first stays, but read may follow delivered

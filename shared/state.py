@@ -1,4 +1,4 @@
-"""Shared state in Azure Table Storage: one lazily created client per process, tables created once, errors -> 503."""
+"""Table Storage for the app's shared state: a client per process, ETag-conditional operations, 503 on failure."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from shared.errors import AppError
 from shared.settings import Settings, SettingsError
@@ -20,10 +21,25 @@ logger = logging.getLogger("shared.state")
 
 TIMEOUT_SECONDS = 5.0
 STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri")
+# The tables the app owns. Every row carries `expires_at`: readers ignore it after then, state_cleanup deletes it.
+QUOTAS, IDEMPOTENCY, SENDS = "TwilioQuotas", "TwilioIdempotency", "TwilioSends"
+TABLES = (QUOTAS, IDEMPOTENCY, SENDS)
+RACE_PAUSE_SECONDS = 0.01  # the most a lost race waits before reading again (jittered: racers spread out)
+
+Row = dict[str, Any]
+Change = Callable[["Row | None"], "Row | None"]  # the row as read (None: missing) -> the whole new row, or None
 
 _lock = threading.Lock()
 _service: tuple[tuple[Any, ...], Any] | None = None
 _tables: dict[str, TableClient] = {}
+
+
+class Stored(NamedTuple):
+    """The outcome of a conditional write: the row as it now stands, its ETag, and whether this write made it."""
+
+    row: Row | None
+    etag: str | None
+    written: bool
 
 
 def table(settings: Settings, name: str) -> TableClient:
@@ -71,20 +87,98 @@ def state_errors() -> Iterator[None]:
                        "Try again later.") from None
 
 
-def replace_if_unchanged(client: TableClient, entity: Any) -> bool:
-    """Write a read entity back only if nobody changed it since (its ETag). False, after a short jittered pause,
-    when someone did: the caller reads it again and retries. No read-modify-write goes without this."""
+def expired(row: Row, now: datetime) -> bool:
+    """Whether the row's retention is over: readers treat it as absent."""
+    return row["expires_at"] <= now
+
+
+def get(settings: Settings, name: str, partition: str, row: str = "") -> Row | None:
+    """The row, or None when there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return table(settings, name).get_entity(partition, row)
+    except ResourceNotFoundError:
+        return None
+
+
+def insert_or_get(settings: Settings, name: str, row: Row, *, tries: int) -> Stored:
+    """Insert the row; if one with its keys exists, that one instead (written=False). The insert goes first: it is
+    the one operation on the common path, and the service decides who was first."""
+    from azure.core.exceptions import ResourceExistsError
+
+    client = table(settings, name)
+    for attempt in range(tries):
+        try:
+            return Stored(row, client.create_entity(row)["etag"], True)
+        except ResourceExistsError:
+            existing = get(settings, name, row["PartitionKey"], row["RowKey"])
+        if existing is not None:
+            return Stored(existing, existing.metadata["etag"], False)
+        _pause(attempt)  # deleted between the two: insert again
+    raise _too_busy(name)
+
+
+def update_if_unchanged(settings: Settings, name: str, partition: str, row: str, change: Change, *,
+                        tries: int) -> Stored:
+    """Read the row, compute change(row) and write the result only if nobody wrote the row meanwhile (its ETag; an
+    insert when it was missing). A lost race waits a jittered moment and starts again, `tries` times at most, then
+    503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False)."""
     from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceModifiedError
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import UpdateMode
+
+    client = table(settings, name)
+    for attempt in range(tries):
+        current = get(settings, name, partition, row)
+        new = change(current)
+        if new is None:
+            return Stored(current, current.metadata["etag"] if current is not None else None, False)
+        try:
+            if current is None:
+                return Stored(new, client.create_entity(new)["etag"], True)
+            written = client.update_entity(new, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                           match_condition=MatchConditions.IfNotModified)
+            return Stored(new, written["etag"], True)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            _pause(attempt)
+    raise _too_busy(name)
+
+
+def replace_if_unchanged(settings: Settings, name: str, row: Row, etag: str) -> bool:
+    """Replace the row only if it still has this ETag; False when someone changed or deleted it since."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
     from azure.data.tables import UpdateMode
 
     try:
-        client.update_entity(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                             match_condition=MatchConditions.IfNotModified)
+        table(settings, name).update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
+                                            match_condition=MatchConditions.IfNotModified)
+        return True
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+
+
+def delete_if_unchanged(settings: Settings, name: str, partition: str, row: str, etag: str) -> bool:
+    """Delete the row only if it still has this ETag; False when someone changed it since (a deleted row is gone)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    try:
+        table(settings, name).delete_entity(partition, row, etag=etag, match_condition=MatchConditions.IfNotModified)
         return True
     except ResourceModifiedError:
-        time.sleep(random.uniform(0, 0.01))
         return False
+
+
+def _pause(attempt: int) -> None:
+    """After a lost race: a jittered wait, longer after each loss up to RACE_PAUSE_SECONDS."""
+    time.sleep(random.uniform(0, min(RACE_PAUSE_SECONDS, 0.001 * 2 ** attempt)))
+
+
+def _too_busy(name: str) -> AppError:
+    logger.warning("Gave up on a row of %s after too many concurrent changes", name)
+    return AppError(503, "state_unavailable", "The app's state storage is too busy; nothing was sent. Try again.")
 
 
 def _forget_clients_in_child() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.identity import voice_identity
 from shared.settings import Settings, SettingsError
+from shared.timestamps import iso_z
 
 
 def voice_token(settings: Settings, identity: str) -> dict[str, Any]:
@@ -27,4 +28,4 @@ def voice_token(settings: Settings, identity: str) -> dict[str, Any]:
     expires = int(time.time()) + settings.voice_token_ttl  # the SDK sets exp = now + ttl as it signs
     jwt = token.to_jwt()
     return {"identity": client_identity, "token": jwt,
-            "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat().replace("+00:00", "Z")}
+            "expires_at": iso_z(datetime.fromtimestamp(expires, timezone.utc))}

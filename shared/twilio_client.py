@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
+from shared.channels import Channel
 from shared.errors import AppError
 from shared.settings import Settings
 from shared.transport import RATE_LIMIT_DEFAULT_RETRY_AFTER, RateLimited, Transport, never_sent
@@ -24,13 +25,12 @@ _lock = threading.Lock()
 _cached: tuple[tuple[Any, ...], Version] | None = None
 API_ORIGIN = "https://api.twilio.com"  # rewritten to TWILIO_API_BASE_URL by the Transport
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-SID_PREFIXES = {"Messages": ("SM", "MM"), "Calls": ("CA",)}
 CHECK_BEFORE_RETRYING = "The message or call may have been created: check before retrying."
 
 
-def api_v2010(settings: Settings) -> Version:
-    """The process's one Twilio client (as the SDK's 2010-04-01 API version), created on first use and again
-    only when its settings change."""
+def rest_api(settings: Settings) -> Version:
+    """The process's one Twilio REST API client (the SDK's 2010-04-01 Version object), created on first use and
+    again only when its settings change."""
     global _cached
     username, password, account_sid = settings.rest_credentials()
     key = (username, password, account_sid, settings.api_base_url, settings.http_timeout)
@@ -62,28 +62,29 @@ class BadResponse(Exception):
     """Twilio answered success with a body that is not the resource (HTML, a list, no SID, cut off)."""
 
 
-def create(settings: Settings, resource: str, params: dict[str, Any]) -> dict[str, Any]:
-    """POST a new 2010-04-01 resource ("Messages", "Calls") with Twilio's parameter names; its JSON.
+def create(settings: Settings, channel: Channel, params: dict[str, Any]) -> dict[str, Any]:
+    """POST a new 2010-04-01 resource of the channel with Twilio's parameter names; its JSON.
     Sent once: a 5xx, a timeout or a reset is never retried (the resource may exist already)."""
-    version = api_v2010(settings)
+    version = rest_api(settings)
     account_sid = version.domain.twilio.account_sid
     data = {name: value for name, value in params.items() if value is not None}
     try:
-        created = version.create("POST", f"/Accounts/{account_sid}/{resource}.json", data=data, headers=dict(HEADERS))
+        created = version.create("POST", f"/Accounts/{account_sid}/{channel.resource}.json", data=data,
+                                 headers=dict(HEADERS))
     except ValueError:  # the SDK's json.loads of a 2xx body
         raise BadResponse("not JSON") from None
     sid = created.get("sid") if isinstance(created, dict) else None
-    if not (isinstance(sid, str) and sid.startswith(SID_PREFIXES[resource])):
+    if not (isinstance(sid, str) and sid.startswith(channel.sid_prefixes)):
         raise BadResponse("no SID")
     return created
 
 
-def fetch(settings: Settings, resource: str, sid: str) -> dict[str, Any]:
-    """GET one 2010-04-01 resource ("Messages", "Calls") by SID; its JSON."""
-    version = api_v2010(settings)
+def fetch(settings: Settings, channel: Channel, sid: str) -> dict[str, Any]:
+    """GET one 2010-04-01 resource of the channel by SID; its JSON."""
+    version = rest_api(settings)
     account_sid = version.domain.twilio.account_sid
     try:
-        found = version.fetch("GET", f"/Accounts/{account_sid}/{resource}/{sid}.json", headers=dict(HEADERS))
+        found = version.fetch("GET", f"/Accounts/{account_sid}/{channel.resource}/{sid}.json", headers=dict(HEADERS))
     except ValueError:
         raise BadResponse("not JSON") from None
     if not isinstance(found, dict) or found.get("sid") != sid:
@@ -112,17 +113,19 @@ def twilio_errors() -> Iterator[None]:
         if never_sent(exc):
             raise AppError(502, "twilio_unreachable", "Could not reach Twilio; try again later.") from None
         raise AppError(502, "twilio_connection_lost", "The connection to Twilio was lost after the request was "
-                       "sent. " + CHECK_BEFORE_RETRYING) from None
+                       "sent. " + CHECK_BEFORE_RETRYING, final=True) from None
     except requests.exceptions.Timeout:
         raise AppError(504, "twilio_timeout", "Twilio did not answer in time. The request may still have "
-                       "been carried out: check before retrying.") from None
+                       "been carried out: check before retrying.", final=True) from None
     except requests.exceptions.RequestException as exc:  # e.g. a body cut off mid-way (ChunkedEncodingError)
         logger.warning("Twilio answer unreadable: %s", type(exc).__name__)
-        raise AppError(502, "twilio_connection_lost", "Twilio's answer was cut off. " + CHECK_BEFORE_RETRYING) from None
+        raise AppError(502, "twilio_connection_lost", "Twilio's answer was cut off. " + CHECK_BEFORE_RETRYING,
+                       final=True) from None
 
 
 def _bad_response() -> AppError:
-    return AppError(502, "twilio_bad_response", "Twilio's answer could not be understood. " + CHECK_BEFORE_RETRYING)
+    return AppError(502, "twilio_bad_response", "Twilio's answer could not be understood. " + CHECK_BEFORE_RETRYING,
+                    final=True)
 
 
 def _from_twilio(exc: TwilioRestException | TwilioServiceException) -> AppError:
@@ -145,9 +148,9 @@ def _from_twilio(exc: TwilioRestException | TwilioServiceException) -> AppError:
                         "must check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN or the API key.", twilio_code=code)
     if status >= 500:
         return AppError(502, "twilio_unavailable", "Twilio had an internal error; the request was not retried "
-                        "because it may already have been carried out.", twilio_code=code)
+                        "because it may already have been carried out.", twilio_code=code, final=True)
     if status == 404:
         return AppError(502, "twilio_error", "Twilio did not find the account or resource; the operator must "
                         "check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL.", twilio_code=code)
     return AppError(422, "twilio_rejected", f"Twilio rejected the request: {detail}", twilio_code=code,
-                    more_info=more_info)
+                    more_info=more_info, final=True)

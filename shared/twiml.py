@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 import azure.functions as func
 
-from shared.fields import NOT_XML_CHARS
+# Characters XML 1.0 cannot carry (and lone surrogates): text holding them would make the TwiML unparsable.
+NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def say(message: str, voice: str | None = None, language: str | None = None) -> str:

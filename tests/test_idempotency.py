@@ -196,11 +196,12 @@ def put_record(azurite, key: str, **fields) -> None:
 def test_idempotency_in_flight_record_of_a_dead_worker_returns_502_outcome_unknown(stateful, azurite):
     assert sms("other").status_code == 201  # the app has created its table
     now = datetime.now(timezone.utc)
+    from shared.channels import SMS
     from shared.idempotency import fingerprint
     from shared.messaging import SmsRequest
     from shared.settings import load_settings
 
-    same = fingerprint("sms", SmsRequest.parse({"to": TO, "body": "hello"}, load_settings()))
+    same = fingerprint(SMS, SmsRequest.parse({"to": TO, "body": "hello"}, load_settings()))
     put_record(azurite, "k1", fingerprint=same, state="in_flight", started_at=now - timedelta(minutes=5),
                expires_at=now + timedelta(hours=1))
     response = sms()

@@ -85,5 +85,5 @@ def test_webhook_flows_never_expose_the_auth_token(monkeypatch, main):
 
 def test_masked_numbers_are_logged_for_a_sent_sms(app_env, logs):
     send_sms.main(json_request(SMS_URL, {"to": RECIPIENT, "body": "x"}))
-    app_lines = [text for name, text in logs.records if name == "shared.messaging"]
+    app_lines = [text for name, text in logs.records if name == "shared.sends"]
     assert app_lines and all("+14*******23" in line for line in app_lines)
