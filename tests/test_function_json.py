@@ -23,11 +23,12 @@ FUNCTIONS = {  # name: (authLevel, methods, route)
     "call_status": ("function", ["get"], "calls/{sid}"),
     "voice_token": ("function", ["post"], None),
 }
+TIMERS = {"state_cleanup": "0 17 3 * * *"}  # name: NCRONTAB schedule (UTC)
 
 
 def test_function_folders_are_exactly_the_documented_functions():
     found = {p.parent.name for p in ROOT.glob("*/function.json")}
-    assert found == set(FUNCTIONS)
+    assert found == set(FUNCTIONS) | set(TIMERS)
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -52,6 +53,17 @@ def test_function_main_signature_matches_bindings_for_the_worker(name):
     assert params == ["req"]
     assert hints["req"] is func.HttpRequest
     assert HttpResponseConverter.check_output_type_annotation(hints["return"])  # what the worker checks for $return
+
+
+@pytest.mark.parametrize("name", sorted(TIMERS))
+def test_function_json_timer_trigger_runs_daily_and_main_takes_the_timer(name):
+    spec = json.loads((ROOT / name / "function.json").read_text())
+    (trigger,) = spec["bindings"]
+    assert trigger == {"name": "timer", "type": "timerTrigger", "direction": "in", "schedule": TIMERS[name]}
+    main = importlib.import_module(name).main
+    assert list(inspect.signature(main).parameters) == ["timer"]
+    hints = typing.get_type_hints(main)
+    assert hints["timer"] is func.TimerRequest and hints["return"] is type(None)
 
 
 def test_host_json_is_v2_with_extension_bundle_4():
