@@ -1,1 +1,1 @@
-"""Shared Twilio module: settings, client, TwiML, webhook security, errors and phone numbers."""
+"""The function app's own package: every concern the handlers share, one module each (see README)."""

@@ -1,4 +1,4 @@
-"""Request bodies: the one size limit and media-type reading shared by the mobile API and the webhooks."""
+"""Request bodies as every endpoint reads them: one size limit, the media type."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Phone numbers: parse and normalise to E.164 with phonenumbers, destination guard, masking for logs."""
+"""Phone numbers through phonenumbers: E.164 parsing, destination guard, block list, masking for logs."""
 
 from __future__ import annotations
 

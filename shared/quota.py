@@ -1,4 +1,4 @@
-"""Quotas per caller, per app and per destination, counted exactly in Table Storage with ETag-conditional updates."""
+"""Quotas (per caller, app-wide, per destination) counted exactly in Table Storage with ETag-conditional updates."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ class Sent:
 def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     """Send once: check the settings, charge the quotas, create the resource (one request, never re-sent), log it
     and record it for the status lookup."""
-    from shared.twilio_client import create, twilio_errors  # the REST client: only sends load it
+    from shared.twilio_client import create  # the REST client: only sends load it
+    from shared.twilio_errors import twilio_errors
 
     channel = outgoing.channel
     settings.require(*settings.rest_setting_names(), *outgoing.needs)

@@ -42,7 +42,8 @@ def _quiet(row: Mapping[str, Any]) -> bool:
 
 def _refresh(settings: Settings, channel: Channel, sid: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
     """One GET of the resource from Twilio (Twilio errors map as for the sends); stored if it moved forward."""
-    from shared.twilio_client import fetch, twilio_errors
+    from shared.twilio_client import fetch
+    from shared.twilio_errors import twilio_errors
 
     with twilio_errors():
         resource = fetch(settings, channel, sid)

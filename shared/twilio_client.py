@@ -1,31 +1,23 @@
-"""The process-wide Twilio REST client (lazy, cached, fork-safe) and the mapping of every Twilio failure to AppError."""
+"""The process-wide Twilio REST client (lazy, cached, fork-safe) with the two calls the app makes: create, fetch."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
-
-import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from typing import TYPE_CHECKING, Any
 
 from shared.channels import Channel
-from shared.errors import AppError
 from shared.settings import Settings
-from shared.transport import RATE_LIMIT_DEFAULT_RETRY_AFTER, RateLimited, Transport, never_sent
+from shared.transport import Transport
+from shared.twilio_errors import BadResponse
 
 if TYPE_CHECKING:
     from twilio.base.version import Version
-
-logger = logging.getLogger("shared.twilio")
 
 _lock = threading.Lock()
 _cached: tuple[tuple[Any, ...], Version] | None = None
 API_ORIGIN = "https://api.twilio.com"  # rewritten to TWILIO_API_BASE_URL by the Transport
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-CHECK_BEFORE_RETRYING = "The message or call may have been created: check before retrying."
 
 
 def rest_api(settings: Settings) -> Version:
@@ -58,10 +50,6 @@ def _forget_client_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_client_in_child)
 
 
-class BadResponse(Exception):
-    """Twilio answered success with a body that is not the resource (HTML, a list, no SID, cut off)."""
-
-
 def create(settings: Settings, channel: Channel, params: dict[str, Any]) -> dict[str, Any]:
     """POST a new 2010-04-01 resource of the channel with Twilio's parameter names; its JSON.
     Sent once: a 5xx, a timeout or a reset is never retried (the resource may exist already)."""
@@ -90,67 +78,3 @@ def fetch(settings: Settings, channel: Channel, sid: str) -> dict[str, Any]:
     if not isinstance(found, dict) or found.get("sid") != sid:
         raise BadResponse("not the resource")
     return found
-
-
-CREDENTIAL_CODES = {20003, 20005, 20006}
-
-
-@contextmanager
-def twilio_errors() -> Iterator[None]:
-    """Translate every way a Twilio REST call can fail into the documented AppError."""
-    try:
-        yield
-    except RateLimited as exc:
-        raise AppError(429, "rate_limited", "Twilio is rate limiting this account; retry after the given delay.",
-                       headers={"Retry-After": exc.retry_after}) from None
-    except (TwilioRestException, TwilioServiceException) as exc:
-        raise _from_twilio(exc) from None
-    except BadResponse as exc:
-        logger.warning("Twilio answered success with an unexpected body (%s)", exc)
-        raise _bad_response() from None
-    except requests.exceptions.ConnectionError as exc:
-        logger.warning("Twilio connection failed: %s", type(exc).__name__)
-        if never_sent(exc):
-            raise AppError(502, "twilio_unreachable", "Could not reach Twilio; try again later.") from None
-        raise AppError(502, "twilio_connection_lost", "The connection to Twilio was lost after the request was "
-                       "sent. " + CHECK_BEFORE_RETRYING, final=True) from None
-    except requests.exceptions.Timeout:
-        raise AppError(504, "twilio_timeout", "Twilio did not answer in time. The request may still have "
-                       "been carried out: check before retrying.", final=True) from None
-    except requests.exceptions.RequestException as exc:  # e.g. a body cut off mid-way (ChunkedEncodingError)
-        logger.warning("Twilio answer unreadable: %s", type(exc).__name__)
-        raise AppError(502, "twilio_connection_lost", "Twilio's answer was cut off. " + CHECK_BEFORE_RETRYING,
-                       final=True) from None
-
-
-def _bad_response() -> AppError:
-    return AppError(502, "twilio_bad_response", "Twilio's answer could not be understood. " + CHECK_BEFORE_RETRYING,
-                    final=True)
-
-
-def _from_twilio(exc: TwilioRestException | TwilioServiceException) -> AppError:
-    status = exc.status
-    code = exc.code if isinstance(exc.code, int) and exc.code != status else None
-    if isinstance(exc, TwilioServiceException):
-        detail = exc.detail or exc.title
-        more_info = exc.type if str(exc.type).startswith("http") else None
-    else:
-        detail = str(exc.msg).split(": ", 1)[-1]
-        more_info = f"https://www.twilio.com/docs/errors/{code}" if code else None
-    logger.warning("Twilio answered %s (code %s)", status, code)
-    if status < 400:  # a redirect or other non-error status the API never sends for a create
-        return _bad_response()
-    if status == 429 or code == 20429:
-        return AppError(429, "rate_limited", "Twilio is rate limiting this account; retry later.",
-                        twilio_code=code, more_info=more_info, headers={"Retry-After": RATE_LIMIT_DEFAULT_RETRY_AFTER})
-    if status in (401, 403) or code in CREDENTIAL_CODES:
-        return AppError(502, "twilio_auth_failed", "Twilio rejected this service's credentials; the operator "
-                        "must check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN or the API key.", twilio_code=code)
-    if status >= 500:
-        return AppError(502, "twilio_unavailable", "Twilio had an internal error; the request was not retried "
-                        "because it may already have been carried out.", twilio_code=code, final=True)
-    if status == 404:
-        return AppError(502, "twilio_error", "Twilio did not find the account or resource; the operator must "
-                        "check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL.", twilio_code=code)
-    return AppError(422, "twilio_rejected", f"Twilio rejected the request: {detail}", twilio_code=code,
-                    more_info=more_info, final=True)

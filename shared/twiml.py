@@ -1,4 +1,4 @@
-"""TwiML documents built with twilio.twiml (escaping included) and the XML response carrying them."""
+"""TwiML documents built with twilio.twiml (escaping included), as the XML responses that carry them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The app's public origin: where Twilio fetches a call's TwiML, and the URL Twilio signed for a webhook."""
+"""The app's public origin, never a request header: the base of every URL Twilio is given or signs."""
 
 from __future__ import annotations
 
