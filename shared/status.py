@@ -36,7 +36,7 @@ def lookup(settings: Settings, channel: Channel, sid: str, identity: str) -> dic
 
 def _quiet(row: Mapping[str, Any]) -> bool:
     """No callback will come (none registered), or none came in the last minute."""
-    updated = datetime.fromisoformat(row["date_updated"].replace("Z", "+00:00"))
+    updated = datetime.fromisoformat(row["date_updated"])  # Python 3.11 reads the "Z"
     return not row.get("callback") or datetime.now(timezone.utc) - updated > REFRESH_AFTER
 
 
