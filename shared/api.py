@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 
 from shared.body import FORM, JSON, request_body
-from shared.errors import AppError, answer, json_response
+from shared.errors import AppError, boundary, json_response
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
@@ -27,7 +27,7 @@ def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
                     raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
                 return handler(req)
 
-            return answer(handler.__module__, run)
+            return boundary(handler.__module__, run)
 
         return main
 

@@ -11,7 +11,7 @@ import azure.functions as func
 from twilio.request_validator import RequestValidator
 
 from shared.body import FORM, JSON, request_body
-from shared.errors import AppError, answer
+from shared.errors import AppError, boundary
 from shared.settings import SettingsError, load_settings
 from shared.twiml import xml_response
 from shared.urls import signed_url_candidates
@@ -32,7 +32,7 @@ def twilio_webhook(handler: Callable[[func.HttpRequest], str]) -> Callable[[func
             verify(req)
             return xml_response(handler(req))
 
-        return answer(handler.__module__, run)
+        return boundary(handler.__module__, run)
 
     return main
 
