@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from shared.call_menu import Menu, parse_menu
 from shared.errors import AppError
 
 DEFAULT_SMS_AUTO_REPLY = "Hey, thanks for the ping! Twilio and Azure rock!"
@@ -89,7 +89,7 @@ class Settings:
     inbound_call_flow: str
     forward_to: tuple[str, ...]  # E.164 numbers and client:<identity>
     forward_timeout: int
-    call_menu: Mapping[str, Any] | None  # {"prompt": str, "options": {digit: {"say"|"forward"|"voicemail": ...}}}
+    call_menu: Menu | None
     voicemail_greeting: str
     voicemail_max_seconds: int
     voicemail_notify_sms: str | None
@@ -186,7 +186,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         forward_to=checked("FORWARD_TO", lambda raw: tuple(
             item if _is_client(item) else callable_number(item) for item in _split_list(raw))) or (),
         forward_timeout=checked("FORWARD_TIMEOUT_SECONDS", lambda raw: _whole(raw, 5, 600)) or 20,
-        call_menu=checked("CALL_MENU", lambda raw: _menu(raw, callable_number)),
+        call_menu=checked("CALL_MENU", lambda raw: parse_menu(raw, callable_number) if raw else None),
         voicemail_greeting=values["VOICEMAIL_GREETING"] or DEFAULT_VOICEMAIL_GREETING,
         voicemail_max_seconds=checked("VOICEMAIL_MAX_SECONDS", lambda raw: _whole(raw, 1, 14400)) or 120,
         voicemail_notify_sms=checked("VOICEMAIL_NOTIFY_SMS", lambda raw: callable_number(raw) if raw else None),
@@ -285,31 +285,6 @@ def _callable(raw: str, region: str | None, prefixes: tuple[str, ...], countries
     except AppError:
         raise ValueError(raw) from None
     return number
-
-
-def _menu(raw: str, callable_number: Any) -> dict[str, Any] | None:
-    """CALL_MENU: {"prompt": text, "options": {"1": {"say": text} | {"forward": number} | {"voicemail": true}}}."""
-    if not raw:
-        return None
-    menu = json.loads(raw)  # a JSONDecodeError is a ValueError
-    options = menu.get("options") if isinstance(menu, dict) else None
-    if not (isinstance(menu.get("prompt"), str) and menu["prompt"].strip() and isinstance(options, dict) and options):
-        raise ValueError("CALL_MENU needs a prompt and options")
-    checked = {}
-    for digit, option in options.items():
-        if not (isinstance(digit, str) and re.fullmatch(r"[0-9*#]", digit) and isinstance(option, dict)
-                and len(option) == 1):
-            raise ValueError(f"bad option {digit!r}")
-        (action, value), = option.items()
-        if action == "say" and isinstance(value, str) and value.strip():
-            checked[digit] = {"say": value}
-        elif action == "forward" and isinstance(value, str):
-            checked[digit] = {"forward": callable_number(value)}
-        elif action == "voicemail" and value is True:
-            checked[digit] = {"voicemail": True}
-        else:
-            raise ValueError(f"bad option {digit!r}")
-    return {"prompt": menu["prompt"], "options": checked}
 
 
 def _timeout(raw: str) -> float | None:
