@@ -1,19 +1,114 @@
-"""App settings, straight through parse_settings: the typed call menu."""
+"""App settings, straight through parse_settings: the declaration, defaults and errors, the typed call menu."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, fields
 
 import pytest
 
 from shared.call_menu import Forward, Menu, Say, Voicemail
-from shared.settings import SettingsError, parse_settings
+from shared.settings import DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, parse_settings
 
 MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
         "options": {"1": {"say": "We are open nine to five."}, "2": {"forward": "+14155550177"},
                     "3": {"voicemail": True}}}
 
 
+# -- the declaration ---------------------------------------------------------------------------------------------
+def test_settings_every_field_but_present_declares_env_concern_parser_and_default():
+    for f in fields(Settings):
+        if f.name == "present":
+            continue
+        assert f.metadata["env"] and f.metadata["concern"], f.name
+        assert callable(f.metadata["parse"]) and f.default is not MISSING, f.name
+
+
+def test_setting_names_are_the_declared_env_names_each_once():
+    assert SETTING_NAMES == tuple(f.metadata["env"] for f in DECLARED)
+    assert len(set(SETTING_NAMES)) == len(SETTING_NAMES) == len(fields(Settings)) - 1
+
+
+def test_settings_parser_uses_only_settings_declared_before_it():
+    for position, f in enumerate(DECLARED):
+        assert set(f.metadata["uses"]) <= {earlier.name for earlier in DECLARED[:position]}, f.name
+
+
+def test_settings_each_concern_is_declared_in_one_block():
+    concerns = [f.metadata["concern"] for f in DECLARED]
+    blocks = [concern for before, concern in zip([None, *concerns], concerns) if concern != before]
+    assert len(blocks) == len(set(blocks)), blocks
+
+
+def test_quota_settings_are_the_quotas_concern_in_declaration_order():
+    assert QUOTA_SETTINGS == tuple(f.metadata["env"] for f in DECLARED if f.metadata["concern"] == "quotas")
+    assert all(name.startswith("QUOTA_") for name in QUOTA_SETTINGS) and len(QUOTA_SETTINGS) == 5
+
+
+# -- parsing -----------------------------------------------------------------------------------------------------
+def test_parse_settings_empty_env_gives_every_declared_default():
+    settings = parse_settings({})
+    assert all(getattr(settings, f.name) == f.default for f in DECLARED)
+    assert settings.present == frozenset() and settings.quotas == {}
+
+
+def test_parse_settings_blank_values_mean_unset():
+    assert parse_settings({name: " \t " for name in SETTING_NAMES}) == parse_settings({})
+
+
+def test_parse_settings_values_are_stripped_and_present_names_what_is_set():
+    settings = parse_settings({"TWILIO_PHONE_NUMBER": " +15005550006 ", "VOICE_NAME": ""})
+    assert settings.phone_number == "+15005550006" and settings.present == {"TWILIO_PHONE_NUMBER"}
+
+
+def test_settings_quotas_maps_each_quota_set_above_zero_to_its_limit():
+    settings = parse_settings({"QUOTA_SMS_PER_DAY": "5", "QUOTA_CALLS_PER_DAY": "0"})
+    assert settings.quotas == {"QUOTA_SMS_PER_DAY": 5} and settings.quota_sms_per_day == 5
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("TWILIO_HTTP_TIMEOUT_SECONDS", "2.5", 2.5), ("IDEMPOTENCY_TTL_HOURS", "720", 720),
+    ("VOICE_TOKEN_TTL_SECONDS", "60", 60), ("FORWARD_TIMEOUT_SECONDS", "600", 600), ("VOICEMAIL_MAX_SECONDS", "1", 1),
+    ("INBOUND_CALL_FLOW", "Menu", "menu"), ("AUTH_EASY_AUTH", "1", True), ("WEBSITE_AUTH_ENABLED", "yes", False),
+    ("DEFAULT_REGION", "gb", "GB"), ("PUBLIC_BASE_URL", "https://voice.example.com/", "https://voice.example.com"),
+    ("WEBSITE_HOSTNAME", "App.AzureWebsites.net", "app.azurewebsites.net"),
+    ("WEBSITE_HOSTNAME", "localhost:7071", None),
+])
+def test_parse_settings_valid_value_parses_to_its_type(name, raw, expected):
+    [f] = [f for f in DECLARED if f.metadata["env"] == name]
+    assert getattr(parse_settings({name: raw}), f.name) == expected
+
+
+@pytest.mark.parametrize(("name", "raw"), [
+    ("TWILIO_HTTP_TIMEOUT_SECONDS", "0"), ("TWILIO_HTTP_TIMEOUT_SECONDS", "301"),
+    ("TWILIO_HTTP_TIMEOUT_SECONDS", "nan"),
+    ("IDEMPOTENCY_TTL_HOURS", "0"), ("IDEMPOTENCY_TTL_HOURS", "721"), ("VOICE_TOKEN_TTL_SECONDS", "59"),
+    ("FORWARD_TIMEOUT_SECONDS", "4"), ("VOICEMAIL_MAX_SECONDS", "14401"), ("QUOTA_SMS_PER_DAY", "-1"),
+    ("AUTH_EASY_AUTH", "yes"), ("AUTH_ISSUER", "issuer"), ("AzureWebJobsStorage__tableServiceUri", "tables"),
+])
+def test_parse_settings_value_out_of_range_raises_settings_error_naming_it(name, raw):
+    with pytest.raises(SettingsError) as raised:
+        parse_settings({name: raw})
+    assert raised.value.invalid == (name,) and raw not in raised.value.message
+
+
+def test_parse_settings_invalid_region_later_parsers_get_its_default_and_every_invalid_one_is_named():
+    with pytest.raises(SettingsError) as raised:
+        parse_settings({"DEFAULT_REGION": "XX", "BLOCKED_NUMBERS": "(415) 555-0199", "FORWARD_TO": "(415) 555-0177"})
+    assert raised.value.invalid == ("DEFAULT_REGION", "BLOCKED_NUMBERS", "FORWARD_TO")
+
+
+def test_parse_settings_number_settings_use_the_region_and_destination_guard_declared_before_them():
+    settings = parse_settings({"DEFAULT_REGION": "US", "BLOCKED_NUMBERS": "(415) 555-0199",
+                               "FORWARD_TO": "(415) 555-0177, client:alice", "VOICEMAIL_NOTIFY_SMS": "4155550188"})
+    assert settings.blocked_numbers == {"+14155550199"}
+    assert settings.forward_to == ("+14155550177", "client:alice") and settings.voicemail_notify_sms == "+14155550188"
+    with pytest.raises(SettingsError) as raised:
+        parse_settings({"ALLOWED_DESTINATION_COUNTRIES": "GB", "FORWARD_TO": "+14155550177"})
+    assert raised.value.invalid == ("FORWARD_TO",)
+
+
+# -- the call menu -----------------------------------------------------------------------------------------------
 def test_call_menu_valid_json_parses_into_a_typed_menu():
     menu = parse_settings({"CALL_MENU": json.dumps(MENU)}).call_menu
     assert menu == Menu(MENU["prompt"], {"1": Say("We are open nine to five."), "2": Forward("+14155550177"),
@@ -21,8 +116,8 @@ def test_call_menu_valid_json_parses_into_a_typed_menu():
 
 
 def test_call_menu_national_forward_number_is_read_in_the_default_region():
-    menu = parse_settings({"DEFAULT_REGION": "US",
-                           "CALL_MENU": json.dumps({**MENU, "options": {"2": {"forward": "(415) 555-0177"}}})}).call_menu
+    raw = json.dumps({**MENU, "options": {"2": {"forward": "(415) 555-0177"}}})
+    menu = parse_settings({"DEFAULT_REGION": "US", "CALL_MENU": raw}).call_menu
     assert menu is not None and menu.options == {"2": Forward("+14155550177")}
 
 
