@@ -5,11 +5,10 @@ import azure.functions as func
 from shared.api import mobile_api, ok
 from shared.identity import caller_identity
 from shared.status import lookup
-from shared.settings import load_settings
+from shared.settings import Settings
 
 
 @mobile_api(method="GET")
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     identity = caller_identity(req, settings)
     return ok(lookup(settings, "call", req.route_params.get("sid", ""), identity))

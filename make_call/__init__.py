@@ -6,14 +6,13 @@ import azure.functions as func
 from shared.api import created, mobile_api, read_payload
 from shared.identity import caller_identity
 from shared.idempotency import fingerprint, once
-from shared.settings import load_settings
+from shared.settings import Settings
 from shared.urls import public_origin
 from shared.voice import CallRequest, place_call
 
 
 @mobile_api
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     identity = caller_identity(req, settings)
     call = CallRequest.parse(read_payload(req), settings)
     origin = public_origin(req, settings)

@@ -1,14 +1,21 @@
-"""App settings, straight through parse_settings: the declaration, defaults and errors, the typed call menu."""
+"""App settings: the declaration, parsing (defaults, errors, the typed call menu), and the decorators handing them to
+each handler once per request."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import MISSING, fields
 
+import azure.functions as func
 import pytest
 
+import sms_webhook
+import voice_token
+from shared import api, webhook
 from shared.call_menu import Forward, Menu, Say, Voicemail
-from shared.settings import DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, parse_settings
+from shared.settings import (DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, load_settings,
+                             parse_settings)
+from tests.conftest import AUTH_TOKEN, body_of, json_request, signed_form
 
 MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
         "options": {"1": {"say": "We are open nine to five."}, "2": {"forward": "+14155550177"},
@@ -138,3 +145,57 @@ def test_call_menu_invalid_raises_settings_error_naming_call_menu(raw):
     with pytest.raises(SettingsError) as raised:
         parse_settings({"CALL_MENU": raw})
     assert raised.value.invalid == ("CALL_MENU",)
+
+
+# -- handed to the handler, once per request ---------------------------------------------------------------------
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """Every Settings the decorators load, in order."""
+    loaded: list[Settings] = []
+
+    def counted() -> Settings:
+        loaded.append(load_settings())
+        return loaded[-1]
+
+    monkeypatch.setattr(api, "load_settings", counted)
+    monkeypatch.setattr(webhook, "load_settings", counted)
+    return loaded
+
+
+def test_mobile_api_request_loads_settings_once_and_hands_them_to_the_handler(loads):
+    seen = []
+
+    @api.mobile_api
+    def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+        seen.append(settings)
+        return api.ok({})
+
+    assert main(json_request("http://localhost:7071/api/x", {})).status_code == 200
+    assert len(loads) == 1 and seen == loads
+
+
+def test_twilio_webhook_request_loads_settings_once_for_signature_and_handler(loads, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    response = sms_webhook.main(signed_form("http://localhost:7071/api/sms_webhook", {"From": "+14155550199",
+                                                                                     "Body": "hi"}))
+    assert response.status_code == 200 and len(loads) == 1
+
+
+@pytest.mark.parametrize("main", [voice_token.main, sms_webhook.main])
+def test_decorated_main_wrong_method_answers_405_without_loading_settings(loads, main):
+    request = func.HttpRequest("PUT", "http://localhost:7071/api/x", body=b"")
+    assert main(request).status_code == 405 and loads == []
+
+
+def test_mobile_api_invalid_setting_answers_503_json_naming_it(monkeypatch):
+    monkeypatch.setenv("TWILIO_HTTP_TIMEOUT_SECONDS", "soon")
+    response = voice_token.main(json_request("http://localhost:7071/api/voice_token", {}))
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (503, "not_configured")
+    assert "TWILIO_HTTP_TIMEOUT_SECONDS" in error["message"]
+
+
+def test_twilio_webhook_invalid_setting_answers_503_before_the_signature_check(monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("BLOCKED_NUMBERS", "nobody")
+    assert sms_webhook.main(signed_form("http://localhost:7071/api/sms_webhook", {"Body": "hi"})).status_code == 503
