@@ -1,9 +1,10 @@
-"""App settings: the declaration, parsing (defaults, errors, the typed call menu), and the decorators handing them to
-each handler once per request."""
+"""App settings: the declaration and README's table of it, parsing (defaults, errors, the typed call menu), and the
+decorators handing them to each handler once per request."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, fields
 
 import azure.functions as func
@@ -15,7 +16,7 @@ from shared import api, webhook
 from shared.call_menu import Forward, Menu, Say, Voicemail
 from shared.settings import (DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, load_settings,
                              parse_settings)
-from tests.conftest import AUTH_TOKEN, body_of, json_request, signed_form
+from tests.conftest import AUTH_TOKEN, ROOT, body_of, json_request, signed_form
 
 MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
         "options": {"1": {"say": "We are open nine to five."}, "2": {"forward": "+14155550177"},
@@ -50,6 +51,25 @@ def test_settings_each_concern_is_declared_in_one_block():
 def test_quota_settings_are_the_quotas_concern_in_declaration_order():
     assert QUOTA_SETTINGS == tuple(f.metadata["env"] for f in DECLARED if f.metadata["concern"] == "quotas")
     assert all(name.startswith("QUOTA_") for name in QUOTA_SETTINGS) and len(QUOTA_SETTINGS) == 5
+
+
+def readme_settings_table() -> list[list[str]]:
+    """The cells of each row of README.md's settings table (the first table under "## Settings")."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    lines = section[section.index("\n|"):].split("\n\n", 1)[0].strip().splitlines()
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]  # after header, rule
+
+
+def test_readme_settings_table_name_column_lists_every_declared_setting_once():
+    names = [name for row in readme_settings_table() for name in re.findall(r"`([^`]+)`", row[0])]
+    assert sorted(names) == sorted(SETTING_NAMES)
+
+
+def test_readme_settings_table_names_no_undeclared_setting():
+    setting_like = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|AzureWebJobsStorage\w*")
+    mentioned = {token for row in readme_settings_table() for cell in row for token in re.findall(r"`([^`]+)`", cell)
+                 if setting_like.fullmatch(token)}
+    assert mentioned and mentioned <= set(SETTING_NAMES), mentioned - set(SETTING_NAMES)
 
 
 # -- parsing -----------------------------------------------------------------------------------------------------
