@@ -8,13 +8,12 @@ from shared.calls import CallRequest, place_call
 from shared.channels import CALL
 from shared.idempotency import fingerprint, once
 from shared.identity import caller_identity
-from shared.settings import load_settings
+from shared.settings import Settings
 from shared.urls import public_origin
 
 
 @mobile_api
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     identity = caller_identity(req, settings)
     call = CallRequest.parse(read_payload(req), settings)
     origin = public_origin(req, settings)

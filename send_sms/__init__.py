@@ -7,12 +7,11 @@ from shared.channels import SMS
 from shared.idempotency import fingerprint, once
 from shared.identity import caller_identity
 from shared.messaging import SmsRequest, send_sms
-from shared.settings import load_settings
+from shared.settings import Settings
 
 
 @mobile_api
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     identity = caller_identity(req, settings)
     sms = SmsRequest.parse(read_payload(req), settings)
     return once(req, settings, identity, fingerprint(SMS, sms), lambda: created(send_sms(sms, settings, identity)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any, Callable
 from urllib.parse import parse_qsl
@@ -10,26 +9,25 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 
 from shared.body import FORM, JSON, request_body
-from shared.errors import AppError, answer, json_response
+from shared.entry import Main, entry_point
+from shared.errors import AppError, json_response
+from shared.settings import Settings, load_settings
 
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
+Handler = Callable[[func.HttpRequest, Settings], func.HttpResponse]
 
 
 def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
-    """Wrap a mobile API handler: only `method` (POST unless given), then the one error boundary (AppError -> JSON
-    error body). Use as @mobile_api or @mobile_api(method="GET")."""
+    """Wrap a mobile API handler(req, settings) as main(req): only `method` (POST unless given), then the settings,
+    loaded once, inside the one error boundary (AppError -> JSON error body). Use as @mobile_api or
+    @mobile_api(method="GET")."""
 
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def main(req: func.HttpRequest) -> func.HttpResponse:
-            def run() -> func.HttpResponse:
-                if req.method.upper() != method:
-                    raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
-                return handler(req)
+    def wrap(handler: Handler) -> Main:
+        def run(req: func.HttpRequest) -> func.HttpResponse:
+            if req.method.upper() != method:
+                raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
+            return handler(req, load_settings())
 
-            return answer(handler.__module__, run)
-
-        return main
+        return entry_point(handler, run)
 
     return wrap(handler) if handler is not None else wrap
 

@@ -9,11 +9,12 @@ from typing import Callable
 from urllib.parse import urlencode
 
 from shared import quota, twiml
+from shared.call_menu import Forward, Menu, Say
 from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 from shared.urls import VOICE_WEBHOOK_PATH
 
 logger = logging.getLogger("shared.call_flows")
@@ -48,8 +49,9 @@ def answer(param: Param, settings: Settings) -> str:
         settings.require("FORWARD_TO")
         return _dial(settings, settings.forward_to)
     if settings.inbound_call_flow == "menu":
-        settings.require("CALL_MENU")
-        return _menu(settings, 1)
+        if settings.call_menu is None:
+            raise SettingsError(missing=("CALL_MENU",))
+        return _menu(settings.call_menu, 1)
     return _voicemail(settings, caller)
 
 
@@ -91,9 +93,9 @@ def _dial(settings: Settings, targets: tuple[str, ...]) -> str:
     return twiml.dial(targets, timeout=settings.forward_timeout, action=step_url("forwarded"))
 
 
-def _menu(settings: Settings, attempt: int, before: str | None = None) -> str:
+def _menu(menu: Menu, attempt: int, before: str | None = None) -> str:
     """<Gather> one digit for CALL_MENU's prompt; no input reaches the `menu` step too (actionOnEmptyResult)."""
-    return twiml.gather(settings.call_menu["prompt"], step_url("menu", attempt=attempt), before=before)  # type: ignore[index]
+    return twiml.gather(menu.prompt, step_url("menu", attempt=attempt), before=before)
 
 
 def _voicemail(settings: Settings, caller: str) -> str:
@@ -109,18 +111,18 @@ def _forwarded(param: Param, settings: Settings) -> str:
 
 
 def _menu_choice(param: Param, settings: Settings) -> str:
-    attempt = param("attempt")
-    if settings.call_menu is None or attempt not in {str(n) for n in range(1, MENU_PROMPTS + 1)}:
+    attempt, menu = param("attempt"), settings.call_menu
+    if menu is None or attempt not in {str(n) for n in range(1, MENU_PROMPTS + 1)}:
         return _unknown_step(param, settings)
-    option = settings.call_menu["options"].get(param("Digits")) if param("Digits") else None
+    option = menu.options.get(param("Digits")) if param("Digits") else None
     if option is None and int(attempt) >= MENU_PROMPTS:
         return twiml.refuse("Sorry, we did not get a valid choice.")
     if option is None:
-        return _menu(settings, int(attempt) + 1, before="Sorry, that is not an option.")
-    if "say" in option:
-        return twiml.refuse(option["say"])
-    if "forward" in option:
-        return _dial(settings, (option["forward"],))
+        return _menu(menu, int(attempt) + 1, before="Sorry, that is not an option.")
+    if isinstance(option, Say):
+        return twiml.refuse(option.text)
+    if isinstance(option, Forward):
+        return _dial(settings, (option.number,))
     return _voicemail(settings, param("From"))
 
 

@@ -74,7 +74,7 @@ def json_response(payload: dict[str, Any], status: int, headers: dict[str, str] 
     )
 
 
-def answer(name: str, run: Callable[[], func.HttpResponse]) -> func.HttpResponse:
+def boundary(name: str, run: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     """The one error boundary: run a handler; an AppError becomes its JSON body, anything else a logged 500."""
     started = time.perf_counter()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -11,8 +10,9 @@ import azure.functions as func
 from twilio.request_validator import RequestValidator
 
 from shared.body import FORM, JSON, request_body
-from shared.errors import AppError, answer
-from shared.settings import SettingsError, load_settings
+from shared.entry import Main, entry_point
+from shared.errors import AppError
+from shared.settings import Settings, SettingsError, load_settings
 from shared.twiml import xml_response
 from shared.urls import signed_url_candidates
 
@@ -23,25 +23,22 @@ ALLOWED_METHODS = ("GET", "POST")
 MAX_PARAMS = 500  # Twilio sends a few dozen; more is refused before any HMAC is computed
 
 
-def twilio_webhook(handler: Callable[[func.HttpRequest], str]) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Serve handler's TwiML only for requests carrying a valid X-Twilio-Signature; fails closed (403/503)."""
+def twilio_webhook(handler: Callable[[func.HttpRequest, Settings], str]) -> Main:
+    """Serve handler(req, settings)'s TwiML as main(req), only for requests carrying a valid X-Twilio-Signature; fails
+    closed (403/503). 405 unless GET/POST, before the settings are loaded (once)."""
 
-    @functools.wraps(handler)
-    def main(req: func.HttpRequest) -> func.HttpResponse:
-        def run() -> func.HttpResponse:
-            verify(req)
-            return xml_response(handler(req))
+    def run(req: func.HttpRequest) -> func.HttpResponse:
+        if req.method.upper() not in ALLOWED_METHODS:
+            raise AppError(405, "method_not_allowed", "Use GET or POST.", headers={"Allow": "GET, POST"})
+        settings = load_settings()
+        verify(req, settings)
+        return xml_response(handler(req, settings))
 
-        return answer(handler.__module__, run)
-
-    return main
+    return entry_point(handler, run)
 
 
-def verify(req: func.HttpRequest) -> None:
-    """405 unless GET/POST; 503 without TWILIO_AUTH_TOKEN; 413 for an oversized body; 403 unless Twilio signed it."""
-    if req.method.upper() not in ALLOWED_METHODS:
-        raise AppError(405, "method_not_allowed", "Use GET or POST.", headers={"Allow": "GET, POST"})
-    settings = load_settings()
+def verify(req: func.HttpRequest, settings: Settings) -> None:
+    """503 without TWILIO_AUTH_TOKEN; 413 for an oversized body; 403 unless Twilio signed the request."""
     validator = RequestValidator(settings.webhook_token())
     signature = req.headers.get(SIGNATURE_HEADER)
     if not signature:

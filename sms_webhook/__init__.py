@@ -4,7 +4,7 @@ import azure.functions as func
 
 from shared import twiml
 from shared.phone import is_blocked
-from shared.settings import load_settings
+from shared.settings import Settings
 from shared.webhook import param, twilio_webhook
 
 # Twilio answers these itself (opt-out, opt-in, help) when they are the whole message: a reply would be a second one.
@@ -16,8 +16,7 @@ TWILIO_KEYWORDS = frozenset({
 
 
 @twilio_webhook
-def main(req: func.HttpRequest) -> str:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> str:
     if param(req, "Body").strip().upper() in TWILIO_KEYWORDS:
         return twiml.empty()
     if is_blocked(param(req, "From"), settings.blocked_numbers, settings.default_region):

@@ -4,11 +4,10 @@ import azure.functions as func
 
 from shared.api import mobile_api, ok
 from shared.identity import caller_identity
-from shared.settings import load_settings
+from shared.settings import Settings
 from shared.tokens import voice_token
 
 
 @mobile_api
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     return ok(voice_token(settings, caller_identity(req, settings)))

@@ -4,10 +4,10 @@ app (Voice SDK), an inbound call's flow (greeting, forward, menu, voicemail) and
 import azure.functions as func
 
 from shared.call_flows import answer
-from shared.settings import load_settings
+from shared.settings import Settings
 from shared.webhook import param, twilio_webhook
 
 
 @twilio_webhook
-def main(req: func.HttpRequest) -> str:
-    return answer(lambda name: param(req, name), load_settings())
+def main(req: func.HttpRequest, settings: Settings) -> str:
+    return answer(lambda name: param(req, name), settings)
