@@ -1,4 +1,4 @@
-"""The mobile API boundary: POST-only check, request body parsing, the one exception-to-JSON mapping."""
+"""Mobile API requests: the method check, settings loaded once, the JSON or form body, the 200/201 answers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What voice_webhook answers: an outbound call's message, Voice SDK client calls, and the inbound call flows
-(greeting, forward, menu, voicemail), step by step through signed `?step=` URLs."""
+"""What voice_webhook answers for each call: an outbound call's message, a Voice SDK client call, each step of the
+inbound call flows (greeting, forward, menu, voicemail) through signed `?step=` URLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CALL_MENU as a typed menu: the prompt an inbound caller hears and what each key does."""
+"""CALL_MENU as a typed menu: the prompt an inbound caller hears, what each key does."""
 
 from __future__ import annotations
 

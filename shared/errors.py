@@ -1,4 +1,4 @@
-"""The app's error type and its one mapping to a JSON error response."""
+"""Errors as the API answers them: AppError, its JSON body, the one boundary every handler runs in."""
 
 from __future__ import annotations
 

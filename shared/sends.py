@@ -95,7 +95,8 @@ def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged)."""
     channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
-    changes: dict[str, Any] = {"status": (form.get("CallStatus") if channel is CALL else form.get("MessageStatus")) or ""}
+    status = form.get("CallStatus") if channel is CALL else form.get("MessageStatus")
+    changes: dict[str, Any] = {"status": status or ""}
     if (form.get("ErrorCode") or "").isdigit():
         changes["error_code"] = int(form["ErrorCode"])
     if channel is CALL and (form.get("CallDuration") or "").isdigit():
