@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from devtools.processes import stop_process_group
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = "local.settings.json"
 SANDBOX_NUMBER = "+15005550006"  # Twilio's magic "always succeeds" sender
@@ -237,17 +239,6 @@ def stop_requests() -> list[str]:
         if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, lambda signum, _frame: received.append(signal.Signals(signum).name))
     return received
-
-
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """Stop func and everything it started (the .NET host, the Python worker): SIGTERM to its process group, then
-    SIGKILL for whatever is left after func itself exited (or after 10 s)."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import json
@@ -10,10 +9,8 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -27,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from devtools.processes import stop_process_group  # noqa: E402
 from shared.settings import SETTING_NAMES  # noqa: E402
 
 if TYPE_CHECKING:
@@ -265,30 +263,6 @@ def shared_server(config: pytest.Config, name: str, start: Callable[[Path], dict
         if not description.exists():
             description.write_text(json.dumps(start(folder)))
         return json.loads(description.read_text())
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs: not gone, and not a zombie (exited, only not reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def stop_process_group(pid: int, timeout: float = 10) -> None:
-    """SIGTERM to the group, then SIGKILL if its leader still runs after `timeout` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
-            if not alive(pid):
-                return
-            time.sleep(0.05)
 
 
 class Storage(NamedTuple):

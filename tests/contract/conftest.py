@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port, node, shared_server, stop_process_group
+from devtools.processes import stop_process_group
+from tests.conftest import ROOT, free_port, node, shared_server
 
 NODE_MODULES = ROOT / "node_modules"
 PRISM_JS = NODE_MODULES / "@stoplight/prism-cli/dist/index.js"
@@ -87,7 +88,7 @@ def start_prism(folder: Path) -> dict[str, Any]:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not _listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop_process_group(proc.pid)
+            stop_process_group(proc)
             pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{log.read_text()}", pytrace=False)
         time.sleep(0.05)
     return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}

@@ -5,7 +5,6 @@ touched."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +22,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import APP_SETTINGS, ROOT, alive, node
+from devtools.processes import alive, stop_process_group
+from tests.conftest import APP_SETTINGS, ROOT, node
 
 # The bytecode caches are copied (a checkout has them after its first run): without them every launch in a fresh copy
 # recompiles the app and devtools, about 0.1 s of CPU.
@@ -106,12 +106,7 @@ def start(app: Path) -> Iterator:
 
     yield start
     for command in commands:  # SIGTERM first, so that run.py stops what it started in other process groups (Azurite)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(command.proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                command.proc.wait(15)
-                break
+        stop_process_group(command.proc, timeout=15)
 
 
 def option(command: Command, name: str) -> int:
