@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from devtools.local_host import KEY_ENV, LOGGER_NAME, LocalHost, load_local_settings
+from tests.support import ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY = "s3cret-key"
 LIMIT = 64 * 1024
 TIMEOUT = 10
@@ -374,7 +374,7 @@ def test_cli_key_from_local_settings_enforced_and_sigterm_exits_0(app_root: Path
     (app_root / "local.settings.json").write_text(json.dumps({"Values": {KEY_ENV: "settings-key"}}))
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     proc = subprocess.Popen([sys.executable, "-m", "devtools.local_host", "--root", str(app_root), "--port", "0"],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listing = []
         for line in proc.stdout:  # type: ignore[union-attr]

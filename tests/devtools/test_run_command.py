@@ -22,8 +22,10 @@ from typing import Iterator
 
 import pytest
 
+from devtools.azurite import free_port
 from devtools.processes import alive, stop_process_group
-from tests.conftest import APP_SETTINGS, ROOT, node
+from tests.servers import node
+from tests.support import APP_SETTINGS, ROOT
 
 # The bytecode caches are copied (a checkout has them after its first run): without them every launch in a fresh copy
 # recompiles the app and devtools, about 0.1 s of CPU.
@@ -31,12 +33,6 @@ NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".cache", ".hypothesis", ".
                                     "tests", "bench", "local.settings.json")
 REAL_LOOKING = {"TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2, "TWILIO_AUTH_TOKEN": "f" * 32}
 EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port: int) -> bool:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,8 +31,8 @@ from werkzeug.wrappers import Request, Response
 from devtools.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
 from devtools.sandbox.cli import main as cli_main
 from devtools.sandbox.core import QuietHandler
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789"
 API_KEY_SID = "SK" + "fedcba9876543210" * 2
