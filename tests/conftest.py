@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -47,13 +48,16 @@ def logs() -> Iterator[LogRecorder]:
 
 @pytest.fixture
 def sandbox() -> Iterator[TwilioSandbox]:
-    """A Twilio REST sandbox on a free loopback port."""
+    """A Twilio REST sandbox on a free loopback port, knowing the fake credentials (so that the `logs` check
+    watches its secrets too), its lifecycles stepping every 2 ms; stopping it must take well under a second."""
     from devtools.sandbox import TwilioSandbox
 
     sb = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_keys={API_KEY_SID: API_KEY_SECRET},
-                       host="127.0.0.1", port=0).start()
+                       step_delay=0.002).start()
     yield sb
+    started = time.monotonic()
     sb.stop()
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.fixture
