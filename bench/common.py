@@ -64,8 +64,6 @@ class Variant:
 
     def load_main(self) -> Callable[[Any], Any]:
         """Import this variant's main into this process (naive under bench.naive: no name clash)."""
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         module = {"floor": "bench.floor", "app": self.function, "naive": f"bench.naive.{self.function}"}[self.kind]
         return importlib.import_module(module).main
 
