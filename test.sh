@@ -8,5 +8,5 @@ cd "$(dirname "$0")"
 # Bytecode caches (gitignored __pycache__/) are written even where PYTHONDONTWRITEBYTECODE is set: without them every
 # test process recompiles its imports and pytest re-rewrites its plugins' asserts, about 3 s per process.
 unset PYTHONDONTWRITEBYTECODE
-# worksteal: see tests/conftest.py pytest_collection_modifyitems.
+# worksteal: see tests/slow_first.py.
 exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-4}" --dist worksteal "$@"

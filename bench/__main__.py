@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from bench import cold, failure, reuse, state
-from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, ROOT, Table, machine_description
+from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, Table, machine_description
 
 # name -> (run it, given the table, the sandbox and quick)
 BENCHMARKS = {
@@ -41,8 +41,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     # The app logs warnings (e.g. the 504 of the failure run); keep them off the benchmark's output.
     logging.getLogger().addHandler(logging.NullHandler())
     from devtools.sandbox import TwilioSandbox

@@ -17,10 +17,12 @@ HEAVY = FORBIDDEN + ("aiohttp", "requests", "phonenumbers")
 CHILD_TIMEOUT_S = 30.0
 
 
-def run_child(variant: Variant, env: dict[str, str]) -> dict[str, Any]:
-    """Run cold_runner.py for variant; its report plus total_s, the time from process start to exit."""
+def run_child(variant: Variant, env: dict[str, str], request: dict[str, Any] | None = None,
+              preload: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run cold_runner.py for variant (its request_spec unless `request`; `preload` imported first); its report
+    plus total_s, the time from process start to exit."""
     job = json.dumps({"path": str(variant.import_path), "module": variant.function, "heavy": HEAVY,
-                      "request": request_spec(variant.function)})
+                      "request": request or request_spec(variant.function), "preload": preload})
     started = time.perf_counter()
     proc = subprocess.run([PYTHON, str(BENCH / "cold_runner.py"), job], capture_output=True, env=env, cwd=ROOT,
                           timeout=CHILD_TIMEOUT_S)

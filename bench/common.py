@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 from unittest import mock
 from urllib.parse import urlencode
 
+from shared.settings import SETTING_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent  # the function app's root
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -28,11 +30,11 @@ REST_FUNCTIONS = ("make_call", "send_sms")
 WEBHOOKS = ("voice_webhook", "sms_webhook")
 FUNCTIONS = WEBHOOKS + REST_FUNCTIONS
 
-# Environment that would change what is measured: app settings, CA bundles, proxies, Python start-up.
-_SCRUB = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
-          "http_proxy", "ALL_PROXY", "all_proxy", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH",
+# Environment that would change what is measured: every app setting (each benchmark sets its own), CA bundles,
+# proxies, Python start-up.
+_SCRUB = {*SETTING_NAMES, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "HTTP_PROXY",
+          "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH",
           "PYTHONPROFILEIMPORTTIME", "PYTHONSTARTUP", "FUNCTIONS_HOST_KEY"}
-_APP_SETTING_PREFIXES = ("TWILIO_", "PUBLIC_BASE_URL", "VOICE_", "SMS_", "BLOCKED_", "ALLOWED_", "DEFAULT_REGION")
 
 # Where the mobile-API requests claim to come from: make_call derives voice_webhook's URL from it, and the
 # sandbox's call flow then fetches that URL; port 1 on loopback refuses at once, so no stray traffic.
@@ -62,8 +64,6 @@ class Variant:
 
     def load_main(self) -> Callable[[Any], Any]:
         """Import this variant's main into this process (naive under bench.naive: no name clash)."""
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         module = {"floor": "bench.floor", "app": self.function, "naive": f"bench.naive.{self.function}"}[self.kind]
         return importlib.import_module(module).main
 
@@ -121,8 +121,7 @@ def app_settings(api_base_url: str, timeout: str = "10", **extra: str) -> dict[s
 
 def child_env(settings: dict[str, str]) -> dict[str, str]:
     """This process's environment without anything that changes the measurement, plus settings."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith(_APP_SETTING_PREFIXES)}
-    return {**env, **settings}
+    return {**{k: v for k, v in os.environ.items() if k not in _SCRUB}, **settings}
 
 
 def environment(settings: dict[str, str]) -> Any:

@@ -4,15 +4,14 @@ Idempotency-Key, side by side; the cold path with all of it vs the same code imp
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (BENCH, PYTHON, ROOT, Table, app, app_settings, child_env, environment, http_request,
-                          median, ms, request_spec, spread)
+from bench.cold import run_child
+from bench.common import (Table, app, app_settings, child_env, environment, http_request, median, ms, request_spec,
+                          spread)
 
 SECTION = "4. sign-in, quotas, Idempotency-Key (send_sms, Azurite)"
 EVERYTHING = ("twilio.rest", "jwt", "azure.data.tables", "azure.identity", "phonenumbers", "requests")
@@ -66,8 +65,9 @@ def run(table: Table, sandbox: Any, sends: int, cold_runs: int) -> None:
             authorized = {**spec, "headers": {**spec["headers"], **token}}
             cold_app, cold_naive = [], []
             for _ in range(cold_runs):  # the same request and network work; only where the imports happen differs
-                cold_app.append(cold_start(child_env(settings["quotas"]), authorized))
-                cold_naive.append(cold_start(child_env(settings["quotas"]), authorized, preload=EVERYTHING))
+                cold_app.append(run_child(app("send_sms"), child_env(settings["quotas"]), authorized)["total_s"])
+                cold_naive.append(run_child(app("send_sms"), child_env(settings["quotas"]), authorized,
+                                            preload=EVERYTHING)["total_s"])
         finally:
             azurite.stop()
     plain = median(times["plain"])
@@ -104,15 +104,3 @@ class _Operations:
         with open(self.log, "rb") as handle:
             handle.seek(self.offset)
             return handle.read().count(b"RequestMethod=")
-
-
-def cold_start(env: dict[str, str], spec: dict[str, Any], preload: tuple[str, ...] = ()) -> float:
-    """Seconds from a fresh interpreter's start to its first send_sms answer (as bench/cold.py measures it)."""
-    job = json.dumps({"path": str(ROOT), "module": "send_sms", "heavy": [], "request": spec, "preload": preload})
-    started = time.perf_counter()
-    proc = subprocess.run([PYTHON, str(BENCH / "cold_runner.py"), job], capture_output=True, env=env, cwd=ROOT,
-                          timeout=60)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0 or json.loads(proc.stdout)["status"] != 201:
-        raise RuntimeError(f"cold send_sms failed: {proc.stderr.decode(errors='replace')[-1000:]}")
-    return seconds

@@ -6,12 +6,13 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Sequence
+
+from devtools.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
@@ -85,15 +86,6 @@ class Azurite:
 
     def stop(self) -> None:
         """Stop Azurite and anything it started (its own process group)."""
-        if self.proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout=10)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc = None
+        if self.proc is not None:
+            stop_process_group(self.proc)
+            self.proc = None

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from devtools.local_host import KEY_ENV, LocalHost, load_local_settings
+from devtools.processes import stop_process_group
+from shared.settings import LOCAL_HOSTNAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = "local.settings.json"
 SANDBOX_NUMBER = "+15005550006"  # Twilio's magic "always succeeds" sender
@@ -27,21 +31,9 @@ DEMO_CALLER = "+14155550100"
 DEMO_RECIPIENT = "+14155550123"
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET")
-LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # a WEBSITE_HOSTNAME Twilio cannot reach (as shared/settings)
-KEY_ENV = "FUNCTIONS_HOST_KEY"
 
 
-def load_local_settings(root: Path) -> set[str]:
-    """Copy local.settings.json Values into the environment without overriding what is already set; returns the
-    names it set."""
-    path = root / SETTINGS_FILE
-    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {}) if path.is_file() else {}
-    loaded = {name for name, value in values.items() if value != "" and name not in os.environ}
-    os.environ.update({name: str(values[name]) for name in loaded})
-    return loaded
-
-
-def credentials_problem(from_file: set[str]) -> str | None:
+def credentials_problem(from_file: dict[str, str]) -> str | None:
     """Why the configured Twilio credentials cannot be real ones: unset, still the example's placeholders, or a
     malformed account SID. None when they look real."""
     env = {name: os.environ.get(name, "").strip() for name in CREDENTIALS}
@@ -128,7 +120,8 @@ def wire_identity(sandbox: Any, with_quotas: bool) -> bool:
     os.environ.update({"AUTH_ISSUER": sandbox.idp.issuer, "AUTH_AUDIENCE": sandbox.idp.audience})
     if with_quotas:
         for name, value in DEMO_QUOTAS.items():
-            os.environ.setdefault(name, value)
+            if not os.environ.get(name):  # an empty value, as the example's local.settings.json has, sets none
+                os.environ[name] = value
     quotas = ", ".join(f"{name}={os.environ[name]}" for name in DEMO_QUOTAS if os.environ.get(name))
     print(f"Sign-in: the sandbox is the identity provider (AUTH_ISSUER={sandbox.idp.issuer})"
           + (f"; quotas {quotas}" if quotas else ""))
@@ -239,17 +232,6 @@ def stop_requests() -> list[str]:
     return received
 
 
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """Stop func and everything it started (the .NET host, the Python worker): SIGTERM to its process group, then
-    SIGKILL for whatever is left after func itself exited (or after 10 s)."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -308,8 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             func = subprocess.Popen([func_path, "start", "--port", str(args.port)], cwd=ROOT,
                                     stdin=subprocess.DEVNULL, process_group=0)  # stopped as a group, by us
         else:
-            from devtools.local_host import LocalHost
-
             # None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that as the source too.
             server = LocalHost(ROOT, host=args.host, port=args.port,
                                function_key=None if key and not flag_key else key or "")

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import AUTH_TOKEN, sign
+from tests.support import AUTH_TOKEN, sign
 
 PUBLIC = "https://voice.example.com"
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.conftest import RECIPIENT, ROOT, SENDER, sign
+from tests.support import RECIPIENT, ROOT, SENDER, sign
 from tests.signature_cases import FORGERIES, GENUINE
 
 FUNCTION_KEY = "e2e-function-key"

@@ -11,7 +11,7 @@ import azure.functions as func
 import pytest
 from azure.functions.http import HttpResponseConverter
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 FUNCTIONS = {  # name: (authLevel, methods, route)
     "make_call": ("function", ["post"], None),
@@ -74,7 +74,7 @@ def test_host_json_is_v2_with_extension_bundle_4():
 
 
 def test_local_settings_example_names_python_worker_and_every_setting():
-    from tests.conftest import APP_SETTINGS
+    from tests.support import APP_SETTINGS
 
     values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"

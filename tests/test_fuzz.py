@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance)
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RECIPIENT, ROOT, SENDER, openapi_document, sign  # noqa: E402
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, RECIPIENT, ROOT, SENDER, openapi_document, sign  # noqa: E402
 
 FUNCTION_KEY = "fuzz-function-key-7b0e"
 MOBILE = "^/(send_sms|make_call)$"

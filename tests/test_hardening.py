@@ -20,7 +20,7 @@ import sms_webhook
 import voice_webhook
 from shared.webhook import MAX_PARAMS
 from sms_webhook import TWILIO_KEYWORDS
-from tests.conftest import AUTH_TOKEN, RECIPIENT, body_of, creates, json_request, signed_form
+from tests.support import AUTH_TOKEN, RECIPIENT, body_of, creates, json_request, signed_form
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"

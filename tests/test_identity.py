@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import make_call
 import send_sms
-from tests.conftest import RECIPIENT, ROOT, body_of, free_port, json_request
+from devtools.azurite import free_port
+from tests.support import RECIPIENT, ROOT, body_of, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 

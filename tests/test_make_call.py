@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import make_call
-from tests.conftest import RECIPIENT, SENDER, body_of, form_request, json_request
+from tests.support import RECIPIENT, SENDER, body_of, form_request, json_request
 
 URL = "http://localhost:7071/api/make_call"
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ROOT, openapi_document
+from tests.support import ROOT, openapi_document
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 

@@ -13,8 +13,9 @@ import pytest
 
 import make_call
 import send_sms
-from devtools.azurite import Azurite
-from tests.conftest import ROOT, body_of, creates, entities, free_port, json_request, node
+from devtools.azurite import Azurite, free_port
+from tests.servers import node
+from tests.support import ROOT, body_of, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"

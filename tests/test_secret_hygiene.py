@@ -13,8 +13,8 @@ import make_call
 import send_sms
 import sms_webhook
 import voice_webhook
-from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, json_request,
-                            signed_form)
+from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, json_request,
+                           signed_form)
 
 SECRETS = (AUTH_TOKEN, API_KEY_SECRET)
 SMS_URL = "http://localhost:7071/api/send_sms"

@@ -7,8 +7,8 @@ import re
 import pytest
 
 import send_sms
-from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, RECIPIENT, SENDER, body_of, form_request,
-                            json_request)
+from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, RECIPIENT, SENDER, body_of, form_request,
+                           json_request)
 
 URL = "http://localhost:7071/api/send_sms"
 

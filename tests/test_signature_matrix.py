@@ -7,7 +7,7 @@ import pytest
 
 import sms_webhook
 import voice_webhook
-from tests.conftest import AUTH_TOKEN
+from tests.support import AUTH_TOKEN
 from tests.signature_cases import FORGERIES, GENUINE, Raw
 
 WEBHOOKS = {"sms_webhook": sms_webhook.main, "voice_webhook": voice_webhook.main}

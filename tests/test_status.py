@@ -14,7 +14,7 @@ import make_call
 import message_status
 import send_sms
 import status_callback
-from tests.conftest import body_of, json_request, signed_form
+from tests.support import body_of, json_request, signed_form
 from tests.signature_cases import FORGERIES
 
 SMS_URL = "http://localhost:7071/api/send_sms"
@@ -175,7 +175,7 @@ def test_lookup_refresh_twilio_error_maps_as_for_the_sends(stateful, monkeypatch
 @pytest.fixture
 def host(stateful, monkeypatch) -> Iterator:
     from devtools.local_host import LocalHost
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     with LocalHost(ROOT, host="127.0.0.1", port=0, function_key="").start() as running:
         monkeypatch.setenv("PUBLIC_BASE_URL", running.base_url)

@@ -10,8 +10,8 @@ import requests
 
 import make_call
 import send_sms
-from tests.conftest import RECIPIENT, body_of, json_request
-from tests.conftest import creates as count_creates
+from tests.support import RECIPIENT, body_of, json_request
+from tests.support import creates as count_creates
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -233,7 +233,7 @@ def test_upstream_connect_refused_then_up_is_retried_and_succeeds(app_env, monke
         port = probe.getsockname()[1]
     monkeypatch.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{port}")
     from devtools.sandbox import TwilioSandbox
-    from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+    from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
     late = TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, host="127.0.0.1", port=port)
     timer = threading.Timer(0.05, late.start)

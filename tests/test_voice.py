@@ -12,8 +12,8 @@ import pytest
 import make_call
 import voice_token
 import voice_webhook
-from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER, body_of, creates,
-                            json_request, signed_form)
+from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER, body_of, creates,
+                           json_request, signed_form)
 
 HOOK = "http://localhost:7071/api/voice_webhook"
 TOKEN_URL = "http://localhost:7071/api/voice_token"
@@ -262,7 +262,7 @@ def test_flow_without_its_setting_returns_503_naming_it(voice, monkeypatch, flow
 def phone(stateful, voice, monkeypatch):
     """The app served over HTTP by the local host, the sandbox calling its public voice_webhook URL."""
     from devtools.local_host import LocalHost
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     with LocalHost(ROOT, host="127.0.0.1", port=0, function_key="").start() as host:
         monkeypatch.setenv("PUBLIC_BASE_URL", host.base_url)

@@ -11,7 +11,7 @@ import pytest
 
 import sms_webhook
 import voice_webhook
-from tests.conftest import AUTH_TOKEN, SENDER, body_of, sign, signed_form, signed_get
+from tests.support import AUTH_TOKEN, SENDER, body_of, sign, signed_form, signed_get
 
 SMS_URL = "http://localhost:7071/api/sms_webhook"
 VOICE_URL = "http://localhost:7071/api/voice_webhook"

@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import load_local_settings
-from .host import DEFAULT_PORT, KEY_ENV, LocalHost
+from .config import KEY_ENV, load_local_settings
+from .host import DEFAULT_PORT, LocalHost
 
 
 def main(argv: Sequence[str] | None = None) -> int:

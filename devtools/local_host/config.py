@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 LOGGER_NAME = "devtools.local_host"
+KEY_ENV = "FUNCTIONS_HOST_KEY"  # the function key of function/admin-level functions, as the Functions host reads it
 log = logging.getLogger(LOGGER_NAME)
 
 _PARAM = re.compile(r"\{([A-Za-z_]\w*)\}")
@@ -77,9 +78,11 @@ def discover_functions(root: Path) -> dict[str, FunctionSpec]:
 
 
 def load_local_settings(root: Path, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Copy local.settings.json ``Values`` into ``environ`` without overriding; return what was set."""
+    """Copy local.settings.json ``Values`` into ``environ`` as ``func start`` does (Core Tools' StartHostAction
+    UpdateEnvironmentVariables): a name the environment gives a non-empty value keeps it, a null value is skipped,
+    any other is set, an empty one too; returns what was set."""
     path = Path(root) / "local.settings.json"
     values = (_read_json(path).get("Values") or {}) if path.is_file() else {}
-    applied = {key: str(value) for key, value in values.items() if key not in environ}
+    applied = {key: str(value) for key, value in values.items() if value is not None and not environ.get(key)}
     environ.update(applied)
     return applied

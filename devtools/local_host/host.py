@@ -14,12 +14,11 @@ from types import MappingProxyType, ModuleType, TracebackType
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import FunctionsApp, url_map
-from .config import LOGGER_NAME, FunctionSpec, discover_functions, read_route_prefix
+from .config import KEY_ENV, LOGGER_NAME, FunctionSpec, discover_functions, read_route_prefix
 
 log = logging.getLogger(LOGGER_NAME)
 
 DEFAULT_PORT = 7071
-KEY_ENV = "FUNCTIONS_HOST_KEY"
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -1,38 +1,30 @@
-"""TwilioSandbox: the public object tying state, faults and flows together, its one WSGI app (the development
-OpenID provider, the /_sandbox/ control endpoints and the emulated Twilio 2010-04-01 REST API) and its server."""
+"""TwilioSandbox, the sandbox's public object, served on one port: /_sandbox/ control endpoints before the REST API."""
 
 from __future__ import annotations
 
-import functools
-import hmac
 import json
 import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .faults import SOCKET_KINDS, FaultRegistry
+from .faults import FaultRegistry
 from .flows import Flows
-from .state import (CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, Kind, Store,
-                    call_resource, error_body, message_resource, new_sid, public)
+from .identity import IdentityProvider
+from .rest import JSON_TYPE, RestApi
+from .state import Store
 
 _log = logging.getLogger("devtools.sandbox")
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-JSON_TYPE = "application/json; charset=utf-8"
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-REST_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$")
-MAX_BODY_CHARS = 1600
 # The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool),
 # each answered by the TwilioSandbox method its endpoint names; any other path goes to the REST API.
 ROUTES = Map([
@@ -48,12 +40,6 @@ ROUTES = Map([
 ])
 
 
-def _error(code: int, **fields: str) -> tuple[int, Any]:
-    """A Twilio error answer, (status, JSON body); fields fill its message (to, from_, path)."""
-    body = error_body(code, **fields)
-    return body["status"], body
-
-
 class QuietHandler(WSGIRequestHandler):
     """werkzeug's handler, logging method, path (no query: no phone numbers) and status at DEBUG only."""
 
@@ -64,81 +50,6 @@ class QuietHandler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's signature)
         _log.debug("http server %s: %s", type, message % args if args else message)
-
-
-def _loggable(body: bytes) -> Any:
-    """A response body for the activity log: parsed JSON when it is JSON, else text."""
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace")
-
-
-def new_rsa_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import rsa  # only for the tests and runs that sign in
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@functools.lru_cache(maxsize=1)
-def process_rsa_key() -> Any:
-    """Every provider's first signing key in this process: making one takes about 0.1 s of CPU, and a test run
-    starts hundreds of sandboxes. Their kids and issuers still differ, so one's tokens never pass for another's."""
-    return new_rsa_key()
-
-
-class IdentityProvider:
-    """Serves `{issuer}/.well-known/openid-configuration` and its JWKS; signs tokens with the current key."""
-
-    def __init__(self) -> None:
-        self.audience = "twilio-functions-dev"  # AUTH_AUDIENCE for an app signing in against it
-        self.issuer = ""  # the sandbox's base URL, once it listens
-        self.jwks_fetches = 0
-        self._lock = threading.Lock()
-        self._current: tuple[str, Any] | None = None  # (kid, key)
-        self._rotated = False
-
-    @property
-    def private_key(self) -> Any:
-        """The current signing key (tests forge tokens with it)."""
-        return self._signing()[1]
-
-    @property
-    def kid(self) -> str:
-        return self._signing()[0]
-
-    def _signing(self) -> tuple[str, Any]:
-        with self._lock:
-            if self._current is None:  # made on first use; each provider's kid is its own
-                self._current = uuid.uuid4().hex[:16], new_rsa_key() if self._rotated else process_rsa_key()
-            return self._current
-
-    def rotate(self) -> None:
-        """Publish a new signing key in place of the old one (tokens signed with the old one stop validating)."""
-        with self._lock:
-            self._current, self._rotated = None, True  # the next use makes the new one
-
-    def discovery(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
-                "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint": f"{self.issuer}/_sandbox/token"}
-
-    def jwks(self) -> dict[str, Any]:
-        from jwt.algorithms import RSAAlgorithm
-
-        kid, key = self._signing()
-        with self._lock:
-            self.jwks_fetches += 1
-        jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "RS256"}]}
-
-    def token(self, sub: str = "alice", ttl: int = 3600) -> str:
-        """A signed access token for sub, valid for ttl seconds."""
-        import jwt
-
-        now = int(time.time())
-        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl}
-        kid, key = self._signing()
-        return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
 class TwilioSandbox:
@@ -158,7 +69,8 @@ class TwilioSandbox:
         self._faults = FaultRegistry()
         self._flows = Flows(self._store, self._faults.closed, account_sid=account_sid, auth_token=auth_token,
                             step_delay=step_delay, timeout=webhook_timeout)
-        self._credentials = {**dict(api_keys or {}), account_sid: auth_token}  # REST username -> password
+        credentials = {**dict(api_keys or {}), account_sid: auth_token}  # REST username -> password
+        self._rest = RestApi(self._store, self._faults, self._flows, account_sid, credentials)
         self.idp = IdentityProvider()  # the development OpenID provider: its issuer is this sandbox's base URL
         self._server: BaseWSGIServer | None = None
         self._lock = threading.Lock()
@@ -321,88 +233,3 @@ class TwilioSandbox:
 
     def _unknown(self, data: dict[str, Any], route: str = "") -> tuple[int, Any]:
         return 404, {"error": f"no control endpoint /_sandbox/{route} for this method"}
-
-    # -- REST API ------------------------------------------------------------------------------------------------
-    def _rest(self, request: Request) -> Response:
-        """The REST API's response to one request, or ConnectionTaken once a fault has answered on the socket."""
-        request_id, sock = new_sid("RQ"), request.environ["werkzeug.socket"]
-        self._store.log("rest.request", request_id=request_id, method=request.method, path=request.path,
-                        query=request.args.to_dict(flat=False), form=request.form.to_dict(flat=False),
-                        headers={name: "<redacted>" if name.lower() in SECRET_HEADERS else value
-                                 for name, value in request.headers.items()})
-        fault = self._faults.take(request.method, request.path)
-        if fault is not None and fault.kind in SOCKET_KINDS:
-            self._store.log("rest.fault", request_id=request_id, kind=fault.kind, fault=fault.describe())
-            self._faults.answer_on_socket(fault, sock)
-        created = None
-        if fault is not None and fault.kind in ("status", "odd"):
-            status, body = fault.status, fault.body_bytes()
-            headers = {"Content-Type": fault.content_type, **fault.headers}
-        else:  # no fault, or "trickle": the real answer, sent slowly
-            status, answer = self._answer(request)
-            body, headers = json.dumps(answer).encode(), {"Content-Type": JSON_TYPE}
-            if status == 401:
-                headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-            created = answer["sid"] if status == 201 else None
-        headers["Twilio-Request-Id"] = request_id
-        fault_view = {"fault": fault.describe()} if fault is not None else {}
-        self._store.log("rest.response", request_id=request_id, status=status, body=_loggable(body), **fault_view)
-        if created:  # a created resource's lifecycle begins once its creation is logged
-            self._flows.spawn(created)
-        if fault is not None and fault.kind == "trickle":
-            self._faults.trickle(fault, sock, status, headers, body)
-        return Response(body, status, headers)
-
-    def _answer(self, request: Request) -> tuple[int, Any]:
-        auth = request.authorization
-        user, password = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else ("", "")
-        expected = self._credentials.get(user)
-        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
-            return _error(20003)
-        route = REST_ROUTE.match(request.path)
-        if route is None:
-            return _error(20404, path=request.path)
-        if route["account"] != self.account_sid:
-            return _error(20003)
-        kind: Kind = "messages" if route["kind"] == "Messages" else "calls"
-        if request.method != ("GET" if route["sid"] else "POST"):  # no listing, no update
-            return _error(20004)
-        if not route["sid"]:
-            return self._create_message(request.form) if kind == "messages" else self._create_call(request.form)
-        found = self._store.get(kind, route["sid"])
-        return (200, public(found)) if found else _error(20404, path=request.path)
-
-    def _create_message(self, form: MultiDict[str, str]) -> tuple[int, Any]:
-        to, from_, service = form.get("To"), form.get("From"), form.get("MessagingServiceSid")
-        body, media = form.get("Body") or "", [url for url in form.getlist("MediaUrl") if url]
-        if not to:
-            return _error(21604)
-        if not from_ and not service:
-            return _error(21603)
-        if not body and not media and not form.get("ContentSid"):
-            return _error(21602)
-        if len(body) > MAX_BODY_CHARS:
-            return _error(21617)
-        if code := MESSAGE_FROM_ERRORS.get(from_ or "") or MESSAGE_TO_ERRORS.get(to):  # the magic numbers
-            return _error(code, to=to, from_=from_ or "")
-        message = message_resource(self.account_sid, to=to, from_=from_ or None, body=body, num_media=len(media),
-                                   status="queued" if from_ else "accepted", direction="outbound-api", service=service,
-                                   sandbox={"status_callback": form.get("StatusCallback")})
-        self._store.add("messages", message)
-        return 201, public(message)
-
-    def _create_call(self, form: MultiDict[str, str]) -> tuple[int, Any]:
-        to, from_, url = form.get("To"), form.get("From"), form.get("Url") or ""
-        if not to:
-            return _error(21201)
-        if not from_:
-            return _error(21213)
-        if not re.match(r"^https?://[^/\s]+", url):
-            return _error(21205)
-        if code := CALL_FROM_ERRORS.get(from_) or CALL_TO_ERRORS.get(to):  # the magic numbers
-            return _error(code, to=to, from_=from_)
-        call = call_resource(self.account_sid, to=to, from_=from_, sandbox={
-            "url": url, "method": (form.get("Method") or "POST").upper(), "status_callback": form.get("StatusCallback"),
-            "twiml": None, "webhook_status": None, "twilio_error": None})
-        self._store.add("calls", call)
-        return 201, public(call)

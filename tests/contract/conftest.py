@@ -1,7 +1,7 @@
 """Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a free loopback port.
 
 Prism and the spec (shipped in @twilio-alpha/mcp) are pinned in the repo's package.json / package-lock.json and
-installed into ./node_modules by `npm ci` (tests/conftest.py `node()`, which skips without node, or fails when
+installed into ./node_modules by `npm ci` (tests/servers.py `node()`, which skips without node, or fails when
 CI is set).
 """
 
@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port, node, shared_server, stop_process_group
+from devtools.azurite import free_port
+from devtools.processes import stop_process_group
+from tests.servers import node, shared_server
+from tests.support import ROOT
 
 NODE_MODULES = ROOT / "node_modules"
 PRISM_JS = NODE_MODULES / "@stoplight/prism-cli/dist/index.js"
@@ -63,7 +66,7 @@ class Prism:
 
 @pytest.fixture(scope="session")
 def prism(pytestconfig: pytest.Config) -> Prism:
-    """`prism mock --errors` of Twilio's api_v2010 spec, one for the run (tests/conftest.py shared_server).
+    """`prism mock --errors` of Twilio's api_v2010 spec, one for the run (tests/servers.py shared_server).
 
     A request that violates the spec (body, path, security) is answered 422, 415 or 401 with an
     application/problem+json body instead of a mocked 2xx: Prism's mocker does this for any request violation
@@ -87,7 +90,7 @@ def start_prism(folder: Path) -> dict[str, Any]:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not _listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop_process_group(proc.pid)
+            stop_process_group(proc)
             pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{log.read_text()}", pytrace=False)
         time.sleep(0.05)
     return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}

@@ -18,8 +18,8 @@ from referencing.jsonschema import DRAFT202012
 
 import make_call
 import send_sms
-from tests.conftest import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, SENDER, body_of,
-                            form_request, json_request, openapi_document)
+from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, RECIPIENT, SENDER, body_of,
+                           form_request, json_request, openapi_document)
 
 SMS_URL = "https://myapp.example.com/api/send_sms"
 CALL_URL = "https://myapp.example.com/api/make_call"

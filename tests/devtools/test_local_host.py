@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from devtools.local_host import KEY_ENV, LOGGER_NAME, LocalHost, load_local_settings
+from tests.support import ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY = "s3cret-key"
 LIMIT = 64 * 1024
 TIMEOUT = 10
@@ -370,11 +370,19 @@ def test_load_local_settings_sets_values_without_overriding(tmp_path: Path) -> N
     assert environ == {"KEPT": "from-env", "A_SETTING": "from-file"}
 
 
+def test_load_local_settings_empty_and_null_values_as_func_start(tmp_path: Path) -> None:
+    values = {"EMPTY": "", "NULL": None, "OVER_EMPTY": "from-file", "UNDER_SET": "from-file"}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": values}))
+    environ = {"OVER_EMPTY": "", "UNDER_SET": "from-env"}
+    assert load_local_settings(tmp_path, environ) == {"EMPTY": "", "OVER_EMPTY": "from-file"}
+    assert environ == {"EMPTY": "", "OVER_EMPTY": "from-file", "UNDER_SET": "from-env"}
+
+
 def test_cli_key_from_local_settings_enforced_and_sigterm_exits_0(app_root: Path) -> None:
     (app_root / "local.settings.json").write_text(json.dumps({"Values": {KEY_ENV: "settings-key"}}))
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     proc = subprocess.Popen([sys.executable, "-m", "devtools.local_host", "--root", str(app_root), "--port", "0"],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listing = []
         for line in proc.stdout:  # type: ignore[union-attr]
