@@ -13,7 +13,7 @@ from azure.functions.timer import TimerRequest
 import state_cleanup
 from shared import cleanup, state
 from shared.settings import load_settings
-from tests.conftest import entities
+from tests.support import entities
 from tests.test_status import callback, lookup, sent_sms
 
 NOW = datetime.now(timezone.utc)

@@ -16,7 +16,7 @@ from shared import api, webhook
 from shared.call_menu import Forward, Menu, Say, Voicemail
 from shared.settings import (DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, load_settings,
                              parse_settings)
-from tests.conftest import AUTH_TOKEN, ROOT, body_of, json_request, signed_form
+from tests.support import AUTH_TOKEN, ROOT, body_of, json_request, signed_form
 
 MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
         "options": {"1": {"say": "We are open nine to five."}, "2": {"forward": "+14155550177"},
