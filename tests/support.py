@@ -111,9 +111,6 @@ def creates(sandbox: TwilioSandbox, resource: str) -> int:
 
 
 # -- Azurite (Table Storage) -----------------------------------------------------------------------------------------
-STATE_TABLES = ("TwilioQuotas", "TwilioIdempotency", "TwilioSends")
-
-
 class Storage(NamedTuple):
     connection_string: str
 
@@ -130,7 +127,9 @@ def clear_tables(connection_string: str) -> None:
     from azure.core.exceptions import ResourceNotFoundError
     from azure.data.tables import TableClient
 
-    for table in STATE_TABLES:
+    from shared.state import TABLES
+
+    for table in TABLES:
         with TableClient.from_connection_string(connection_string, table) as client:
             try:
                 for entity in client.list_entities(select=["PartitionKey", "RowKey"]):
