@@ -147,11 +147,12 @@ def update_if_unchanged(settings: Settings, name: str, partition: str, row: str,
 
 
 def update_one_of(settings: Settings, name: str, partition: str, prefix: str, choose: Choose, *,
-                  tries: int) -> Stored:
+                  select: list[str], tries: int) -> Stored:
     """Read the rows of one partition whose RowKey starts with `prefix` (one query), and write the first of
     choose(rows) that nobody wrote meanwhile (its ETag; an insert where it was missing): any one of them will do.
     When every one is lost, a jittered wait and a fresh read, `tries` times at most, then 503 state_unavailable.
-    choose returns the whole new rows, or none to write nothing (written=False)."""
+    The rows are read with only the `select` properties (less to parse); choose returns the whole new rows, or none
+    to write nothing (written=False)."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
     from azure.data.tables import UpdateMode
@@ -161,7 +162,7 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
     for attempt in range(tries):
         rows = {row["RowKey"]: row for row in client.query_entities(
             "PartitionKey eq @partition and RowKey ge @prefix and RowKey lt @after",
-            parameters={"partition": partition, "prefix": prefix, "after": after})}
+            parameters={"partition": partition, "prefix": prefix, "after": after}, select=["RowKey", *select])}
         candidates = choose(rows)
         if not candidates:
             return Stored(None, None, False)

@@ -68,7 +68,7 @@ def put_rows(connection_string: str, quota: str, counts: dict[str, int]) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize(("quota", "limit", "signed_in"), [
     ("QUOTA_SMS_PER_DAY", 40, True),
-    ("QUOTA_SMS_PER_DAY", 37, True),  # not a multiple of the shards: shares of 3 and 2
+    ("QUOTA_SMS_PER_DAY", 37, True),  # not a multiple of the shards: shares of 2 and 1
     ("QUOTA_SMS_PER_USER_PER_DAY", 37, False),  # sign-in off: every caller is `anonymous`, one bucket
 ])
 def test_quota_shared_counter_64_sends_from_two_processes_exactly_the_limit_succeed(
@@ -95,10 +95,10 @@ def test_quota_shared_counter_64_sends_from_two_processes_exactly_the_limit_succ
 
 @pytest.mark.parametrize("full", [1, SHARDS - 1])
 def test_quota_app_wide_rows_full_others_empty_sends_until_every_row_is_full(stateful, azurite, monkeypatch, full):
-    monkeypatch.setenv("QUOTA_SMS_PER_DAY", str(2 * SHARDS))  # a share of 2 per row
+    monkeypatch.setenv("QUOTA_SMS_PER_DAY", str(SHARDS))  # a share of 1 per row
     key = app_counter_key()
-    put_rows(azurite.connection_string, "QUOTA_SMS_PER_DAY", {f"{key}-{n:02d}": 2 for n in range(full)})
-    left = 2 * (SHARDS - full)
+    put_rows(azurite.connection_string, "QUOTA_SMS_PER_DAY", {f"{key}-{n:02d}": 1 for n in range(full)})
+    left = SHARDS - full
     assert [sms(f"u{n}").status_code for n in range(left + 1)] == [201] * left + [429]
     assert creates(stateful, "Messages") == left
 
