@@ -4,7 +4,6 @@ that revision's code side by side (before/after)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -171,11 +170,13 @@ def _sustained(codes: dict[str, Path], settings: dict[str, str], rounds: int,
     """code -> variant -> sends per second through two local-host processes, one figure per round."""
     import requests
 
+    from devtools.azurite import free_port
+
     results: dict[str, dict[str, list[float]]] = {code: {"none": [], "app-wide quota": []} for code in codes}
     for _ in range(max(1, rounds // 2)):
         for code, root in codes.items():
             for variant in results[code]:
-                ports = [_free_port() for _ in range(2)]
+                ports = [free_port() for _ in range(2)]
                 env = child_env({**settings, **VARIANTS[variant]})
                 hosts = [subprocess.Popen([PYTHON, "-m", "devtools.local_host", "--root", str(root), "--port",
                                            str(port), "--function-key", ""], cwd=root, env=env,
@@ -194,7 +195,7 @@ def _sustained(codes: dict[str, Path], settings: dict[str, str], rounds: int,
 
 def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
     """Sends per second answered 201, from 16 threads (8 per host) sending one after another for `seconds`."""
-    sent = itertools.count()
+    sent: list[int] = []
     deadline = time.perf_counter() + seconds
     errors: list[int] = []
 
@@ -202,10 +203,7 @@ def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
         with requests.Session() as session:
             while time.perf_counter() < deadline:
                 response = session.post(url, json={"to": destination(n), "body": "Your code is 4271"}, timeout=30)
-                if response.status_code == 201:
-                    next(sent)
-                else:
-                    errors.append(response.status_code)
+                (sent if response.status_code == 201 else errors).append(response.status_code)
                 n += 16
 
     started = time.perf_counter()
@@ -214,7 +212,7 @@ def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
     elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"sustained sends answered {sorted(set(errors))}")
-    return next(sent) / elapsed
+    return len(sent) / elapsed
 
 
 def _wait_until_serving(url: str, requests: Any, timeout: float = 30) -> None:
@@ -226,9 +224,3 @@ def _wait_until_serving(url: str, requests: Any, timeout: float = 30) -> None:
         except requests.ConnectionError:
             time.sleep(0.1)
     raise RuntimeError(f"no local host at {url} after {timeout:.0f} s")
-
-
-def _free_port() -> int:
-    from devtools.azurite import free_port
-
-    return free_port()
