@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import cold, failure, reuse, state
+from bench import cold, failure, quota, reuse, state
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, Table, machine_description
 
 # name -> (run it, given the table, the sandbox and quick)
@@ -26,6 +26,8 @@ BENCHMARKS = {
                                                          naive_bound=3.0 if quick else 10.0),
     "state": lambda table, sandbox, quick: state.run(table, sandbox, sends=20 if quick else 200,
                                                      cold_runs=3 if quick else 10),
+    "quota": lambda table, sandbox, quick: quota.run(table, sandbox, rounds=2 if quick else 4,
+                                                     sustain_seconds=2 if quick else 4),
 }
 
 

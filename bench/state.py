@@ -40,7 +40,7 @@ def run(table: Table, sandbox: Any, sends: int, cold_runs: int) -> None:
             keys = (f"bench-{n}" for n in itertools.count())
             headers = {"plain": lambda: {}, "quotas": lambda: token, "key": lambda: {"idempotency-key": next(keys)}}
             main = app("send_sms").load_main()
-            counter = _Operations(log)
+            counter = Operations(log)
 
             def send(variant: str) -> tuple[float, int]:
                 request = {**spec, "headers": {**spec["headers"], **headers[variant]()}}
@@ -91,7 +91,7 @@ def run(table: Table, sandbox: Any, sends: int, cold_runs: int) -> None:
                        f"tables; naive imports {', '.join(EVERYTHING)} at the top.")
 
 
-class _Operations:
+class Operations:
     """Counts the requests Azurite logs (one `RequestMethod=` line each) since the last mark()."""
 
     def __init__(self, log: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,7 @@ from typing import Iterator
 from shared import state
 from shared.channels import Channel
 from shared.errors import AppError
-from shared.identity import voice_identity
+from shared.identity import ANONYMOUS, voice_identity
 from shared.phone import mask
 from shared.settings import Settings
 from shared.timestamps import iso_z
@@ -20,16 +21,24 @@ from shared.timestamps import iso_z
 logger = logging.getLogger("shared.quota")
 
 MAX_TRIES = 100  # ETag races on one counter; each lost race means another request took a slot meanwhile
+# A counter that every send shares (app-wide, and every caller's while sign-in is off: all are `anonymous`) is split
+# into SHARDS rows of one partition, each capped at its share of the limit, so that concurrent sends spread over the
+# rows instead of queueing on one row's ETag. 48 sends at once, app-wide quota, against Azurite: with 16 rows each
+# send lost about 1.8 writes to races, with 32 rows 0.3, in 10-25% less time; 64 rows (0.1) were no faster, and
+# every charge reads all the rows.
+SHARDS = 32
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One unit of one quota's counter: PartitionKey = the setting, RowKey = window and hashed subject."""
+    """One unit of one quota's counter: PartitionKey = the setting, RowKey = window and hashed subject (a sharded
+    counter's rows add '-00' to '-31')."""
 
     quota: str
     limit: int
     row: str
     window_end: datetime
+    sharded: bool = False
 
 
 @contextmanager
@@ -40,14 +49,15 @@ def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Ite
     if not slots:  # no quota configured: no storage, not even its imports
         yield
         return
-    taken: list[Slot] = []
+    taken: list[tuple[Slot, str]] = []
     with state.state_errors():
         for slot in slots:
-            if not _take(settings, slot):
+            row = _take(settings, slot)
+            if row is None:
                 _give_back(settings, taken)
                 logger.warning("Quota %s used up (to %s)", slot.quota, mask(to))
                 raise _exceeded(slot)
-            taken.append(slot)
+            taken.append((slot, row))
     try:
         yield
     except AppError as exc:
@@ -70,27 +80,57 @@ def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: da
             start = now.replace(hour=0, minute=0, second=0, microsecond=0)
             window, end = start.strftime("%Y-%m-%d"), start + timedelta(days=1)
         who = {"user": voice_identity(identity), "app": "app", "to": to}[subject]  # make_call = in-app calls
-        slots.append(Slot(quota, limit, f"{window}-{hashlib.sha256(who.encode()).hexdigest()}", end))
+        hot = subject == "app" or (subject == "user" and identity == ANONYMOUS)  # every send counts here
+        slots.append(Slot(quota, limit, f"{window}-{hashlib.sha256(who.encode()).hexdigest()}", end, hot))
     return slots
 
 
-def _take(settings: Settings, slot: Slot) -> bool:
-    """Add one to the slot's counter unless it is at the limit (False); exact under any concurrency."""
+def _take(settings: Settings, slot: Slot) -> str | None:
+    """Add one to the slot's counter unless it is at the limit (None); exact under any concurrency. Returns the
+    RowKey of the row that counted it."""
+    if slot.sharded:
+        return _take_shard(settings, slot)
 
     def add_one(row: state.Row | None) -> state.Row | None:
         if row is None:
             return {"PartitionKey": slot.quota, "RowKey": slot.row, "count": 1, "expires_at": slot.window_end}
         return {**row, "count": row["count"] + 1} if row["count"] < slot.limit else None
 
-    return state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, add_one, tries=MAX_TRIES).written
+    written = state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, add_one, tries=MAX_TRIES)
+    return slot.row if written.written else None
 
 
-def _give_back(settings: Settings, slots: list[Slot]) -> None:
+def _take_shard(settings: Settings, slot: Slot) -> str | None:
+    """Add one to a random row of the sharded counter that is under its share; None only when every row is full."""
+
+    def add_one_somewhere(rows: dict[str, state.Row]) -> list[state.Row]:
+        before = rows.get(slot.row)  # the counter as one row, written before it was sharded: those sends count
+        shares = _shares(slot.limit - (before["count"] if before is not None else 0), slot.row)
+        room = [key for key, share in shares.items() if key not in rows or rows[key]["count"] < share]
+        random.shuffle(room)  # concurrent senders spread over the rows
+        return [{"PartitionKey": slot.quota, "RowKey": key, "count": rows[key]["count"] + 1 if key in rows else 1,
+                 "expires_at": slot.window_end} for key in room]
+
+    written = state.update_one_of(settings, state.QUOTAS, slot.quota, slot.row, add_one_somewhere, select=["count"],
+                                  tries=MAX_TRIES)
+    return written.row["RowKey"] if written.written else None
+
+
+def _shares(limit: int, row: str) -> dict[str, int]:
+    """RowKey -> cap of each shard row: the limit split into SHARDS shares that differ by at most 1 and sum to it
+    (37 = 5 x 2 + 27 x 1); a row whose share is 0 never exists."""
+    base, extra = divmod(max(0, limit), SHARDS)
+    return {f"{row}-{n:02d}": base + (n < extra) for n in range(SHARDS) if base + (n < extra)}
+
+
+def _give_back(settings: Settings, taken: list[tuple[Slot, str]]) -> None:
+    """One off each counter, from the row that counted the send (so no row goes over its share)."""
+
     def take_one(row: state.Row | None) -> state.Row | None:
         return {**row, "count": max(0, row["count"] - 1)} if row is not None else None
 
-    for slot in slots:
-        state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, take_one, tries=MAX_TRIES)
+    for slot, key in taken:
+        state.update_if_unchanged(settings, state.QUOTAS, slot.quota, key, take_one, tries=MAX_TRIES)
 
 
 def _exceeded(slot: Slot) -> AppError:

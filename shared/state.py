@@ -28,6 +28,7 @@ RACE_PAUSE_SECONDS = 0.01  # the most a lost race waits before reading again (ji
 
 Row = dict[str, Any]
 Change = Callable[["Row | None"], "Row | None"]  # the row as read (None: missing) -> the whole new row, or None
+Choose = Callable[[dict[str, Row]], list[Row]]  # the rows as read, by RowKey -> new rows, any one of which will do
 
 _lock = threading.Lock()
 _service: tuple[tuple[Any, ...], Any] | None = None
@@ -142,6 +143,40 @@ def update_if_unchanged(settings: Settings, name: str, partition: str, row: str,
             return Stored(new, written["etag"], True)
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             _pause(attempt)
+    raise _too_busy(name)
+
+
+def update_one_of(settings: Settings, name: str, partition: str, prefix: str, choose: Choose, *,
+                  select: list[str], tries: int) -> Stored:
+    """Read the rows of one partition whose RowKey starts with `prefix` (one query), and write the first of
+    choose(rows) that nobody wrote meanwhile (its ETag; an insert where it was missing): any one of them will do.
+    When every one is lost, a jittered wait and a fresh read, `tries` times at most, then 503 state_unavailable.
+    The rows are read with only the `select` properties (less to parse); choose returns the whole new rows, or none
+    to write nothing (written=False)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import UpdateMode
+
+    client = table(settings, name)
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first RowKey past every one that starts with prefix
+    for attempt in range(tries):
+        rows = {row["RowKey"]: row for row in client.query_entities(
+            "PartitionKey eq @partition and RowKey ge @prefix and RowKey lt @after",
+            parameters={"partition": partition, "prefix": prefix, "after": after}, select=["RowKey", *select])}
+        candidates = choose(rows)
+        if not candidates:
+            return Stored(None, None, False)
+        for new in candidates:
+            current = rows.get(new["RowKey"])
+            try:
+                if current is None:
+                    return Stored(new, client.create_entity(new)["etag"], True)
+                written = client.update_entity(new, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                               match_condition=MatchConditions.IfNotModified)
+                return Stored(new, written["etag"], True)
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue  # someone else wrote this one since the read: the next may still be as read
+        _pause(attempt)
     raise _too_busy(name)
 
 
