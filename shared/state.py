@@ -125,24 +125,16 @@ def update_if_unchanged(settings: Settings, name: str, partition: str, row: str,
     """Read the row, compute change(row) and write the result only if nobody wrote the row meanwhile (its ETag; an
     insert when it was missing). A lost race waits a jittered moment and starts again, `tries` times at most, then
     503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import UpdateMode
-
     client = table(settings, name)
     for attempt in range(tries):
         current = get(settings, name, partition, row)
         new = change(current)
         if new is None:
             return Stored(current, current.metadata["etag"] if current is not None else None, False)
-        try:
-            if current is None:
-                return Stored(new, client.create_entity(new)["etag"], True)
-            written = client.update_entity(new, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                                           match_condition=MatchConditions.IfNotModified)
-            return Stored(new, written["etag"], True)
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            _pause(attempt)
+        stored = _write_as_read(client, new, current)
+        if stored is not None:
+            return stored
+        _pause(attempt)
     raise _too_busy(name)
 
 
@@ -153,10 +145,6 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
     When every one is lost, a jittered wait and a fresh read, `tries` times at most, then 503 state_unavailable.
     The rows are read with only the `select` properties (less to parse); choose returns the whole new rows, or none
     to write nothing (written=False)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import UpdateMode
-
     client = table(settings, name)
     after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first RowKey past every one that starts with prefix
     for attempt in range(tries):
@@ -166,18 +154,29 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
         candidates = choose(rows)
         if not candidates:
             return Stored(None, None, False)
-        for new in candidates:
-            current = rows.get(new["RowKey"])
-            try:
-                if current is None:
-                    return Stored(new, client.create_entity(new)["etag"], True)
-                written = client.update_entity(new, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                                               match_condition=MatchConditions.IfNotModified)
-                return Stored(new, written["etag"], True)
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                continue  # someone else wrote this one since the read: the next may still be as read
+        for new in candidates:  # one lost to a race since the read: the next may still be as read
+            stored = _write_as_read(client, new, rows.get(new["RowKey"]))
+            if stored is not None:
+                return stored
         _pause(attempt)
     raise _too_busy(name)
+
+
+def _write_as_read(client: TableClient, new: Row, current: Row | None) -> Stored | None:
+    """Write new over the row as it was read: an insert where it was missing, else a replace only if its ETag is
+    unchanged. None when someone wrote (or deleted) the row since: a lost race."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import UpdateMode
+
+    try:
+        if current is None:
+            return Stored(new, client.create_entity(new)["etag"], True)
+        written = client.update_entity(new, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                       match_condition=MatchConditions.IfNotModified)
+        return Stored(new, written["etag"], True)
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return None
 
 
 def replace_if_unchanged(settings: Settings, name: str, row: Row, etag: str) -> bool:
