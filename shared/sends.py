@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -41,7 +41,6 @@ class Sent:
     to: str | None
     from_: str | None
     date_created: str | None  # ISO 8601 UTC
-    resource: Mapping[str, Any] = field(repr=False)
 
 
 def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
@@ -58,7 +57,7 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     with quota.charged(settings, channel, identity, outgoing.to), twilio_errors():
         resource = create(settings, channel, params)
     sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
-                from_rfc2822(resource.get("date_created")), resource)
+                from_rfc2822(resource.get("date_created")))
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)
     _record(settings, channel, sent, identity, callback_registered=ours is not None)
     return sent
