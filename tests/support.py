@@ -127,8 +127,9 @@ def clear_tables(connection_string: str) -> None:
     from azure.core.exceptions import ResourceNotFoundError
     from azure.data.tables import TableClient
 
-    from shared.state import TABLES
+    from shared.state import TABLES, _views
 
+    _views.clear()  # what this process remembers of the rows just deleted
     for table in TABLES:
         with TableClient.from_connection_string(connection_string, table) as client:
             try:

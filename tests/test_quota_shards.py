@@ -115,3 +115,30 @@ def test_quota_app_wide_count_of_the_unsharded_row_still_counts(stateful, azurit
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "20")
     put_rows(azurite.connection_string, "QUOTA_SMS_PER_DAY", {app_counter_key(): 18})  # today's sends before sharding
     assert [sms().status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_quota_app_wide_slot_given_back_elsewhere_is_taken_although_this_process_saw_every_row_full(
+        stateful, azurite, monkeypatch):
+    monkeypatch.setenv("QUOTA_SMS_PER_DAY", str(SHARDS))  # a share of 1 per row
+    assert [sms(f"u{n}").status_code for n in range(SHARDS + 1)] == [201] * SHARDS + [429]
+    key = app_counter_key()
+    put_rows(azurite.connection_string, "QUOTA_SMS_PER_DAY", {f"{key}-07": 0})  # another instance gave one back
+    assert [sms().status_code, sms().status_code] == [201, 429]  # refused only by a fresh read of the rows
+
+
+def test_quota_app_wide_charge_after_the_first_costs_one_table_operation(stateful, azurite, monkeypatch):
+    from azure.data.tables import TableClient
+
+    monkeypatch.setenv("QUOTA_SMS_PER_DAY", "100")
+    calls: list[str] = []
+    for name in ("query_entities", "get_entity", "create_entity", "update_entity"):
+        def spy(self, *args, _real=getattr(TableClient, name), _name=name, **kwargs):
+            if self.table_name == "TwilioQuotas":
+                calls.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(TableClient, name, spy)
+    assert sms().status_code == 201
+    assert calls == ["query_entities", "create_entity"]  # a read, then the write
+    calls.clear()
+    assert [sms().status_code, sms().status_code] == [201, 201]
+    assert calls == ["create_entity", "create_entity"]  # each a write into the rows as this process last saw them
