@@ -36,6 +36,7 @@ _tables: dict[str, TableClient] = {}
 # (table, partition, RowKey prefix) -> the rows as this process last read and wrote them (update_one_of)
 _views: dict[tuple[str, str, str], dict[str, Row]] = {}
 MAX_VIEWS = 256
+_view_lock = threading.Lock()
 
 
 class Stored(NamedTuple):
@@ -181,17 +182,22 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
 
 
 def _remember(view: tuple[str, str, str], rows: dict[str, Row], written: Stored | None = None) -> None:
-    """Keep this process's view of a partition's rows: as read, plus the row it just wrote with its new ETag. A new
-    dict each time (threads read views without a lock); the oldest views go once there are too many (old windows)."""
+    """Keep this process's view of a partition's rows: a fresh read as read; a write merged into the view as it now
+    stands, since other threads write into it meanwhile. A new dict each time, as threads read views without the
+    lock. Views are kept in the order they were last read; the oldest go once there are too many (past windows)."""
     if written is not None:
         from azure.data.tables import TableEntity
 
         entity = TableEntity(written.row)
         entity._metadata = {"etag": written.etag}  # noqa: SLF001 - as the SDK sets it on the entities it returns
-        rows = {**rows, entity["RowKey"]: entity}
-    if len(_views) >= MAX_VIEWS and view not in _views:
-        _views.pop(next(iter(_views)), None)
-    _views[view] = rows
+    with _view_lock:
+        if written is not None:
+            _views[view] = {**_views.get(view, rows), entity["RowKey"]: entity}
+            return
+        _views.pop(view, None)
+        _views[view] = rows
+        if len(_views) > MAX_VIEWS:
+            del _views[next(iter(_views))]
 
 
 def _etag(row: Row | None) -> str | None:
