@@ -125,11 +125,17 @@ def insert_or_get(settings: Settings, name: str, row: Row, *, tries: int) -> Sto
 
 
 def update_if_unchanged(settings: Settings, name: str, partition: str, row: str, change: Change, *,
-                        tries: int) -> Stored:
+                        tries: int, new_first: bool = False) -> Stored:
     """Read the row, compute change(row) and write the result only if nobody wrote the row meanwhile (its ETag; an
     insert when it was missing). A lost race waits a jittered moment and starts again, `tries` times at most, then
-    503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False)."""
+    503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False).
+    new_first: for a row that is most often missing, insert change(None) before any read: one operation when it was
+    missing, one more (the refused insert) when it was not."""
     client = table(settings, name)
+    if new_first and (new := change(None)) is not None:
+        stored = _write_as_read(client, new, None)
+        if stored is not None:
+            return stored
     for attempt in range(tries):
         current = get(settings, name, partition, row)
         new = change(current)

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 from shared.settings import SETTING_NAMES  # noqa: E402
 
 if TYPE_CHECKING:
+    import pytest
     from devtools.sandbox import TwilioSandbox
 
 # Recognisable fake credentials: the secret-hygiene tests search every output for them.
@@ -120,6 +121,20 @@ def entities(connection_string: str, table: str) -> list[dict[str, Any]]:
 
     with TableClient.from_connection_string(connection_string, table) as client:
         return list(client.list_entities())
+
+
+def table_calls(monkeypatch: pytest.MonkeyPatch, table: str) -> list[str]:
+    """The names of the Table operations the app makes on `table` from now on, in order (a spy on TableClient)."""
+    from azure.data.tables import TableClient
+
+    calls: list[str] = []
+    for name in ("query_entities", "get_entity", "create_entity", "update_entity", "delete_entity"):
+        def spy(self, *args, _real=getattr(TableClient, name), _name=name, **kwargs):
+            if self.table_name == table:
+                calls.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(TableClient, name, spy)
+    return calls
 
 
 def clear_tables(connection_string: str) -> None:

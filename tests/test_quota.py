@@ -15,7 +15,7 @@ import make_call
 import send_sms
 from devtools.azurite import Azurite, free_port
 from tests.servers import node
-from tests.support import ROOT, body_of, creates, entities, json_request
+from tests.support import ROOT, body_of, creates, entities, json_request, table_calls
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -71,6 +71,16 @@ def test_quota_per_destination_counts_sms_and_calls_together_per_hour(stateful, 
     assert (sms("alice").status_code, call("bob").status_code) == (201, 201)
     assert_quota_exceeded(sms("carol"), "QUOTA_PER_DESTINATION_PER_HOUR", 3600)
     assert sms("carol", to=OTHER).status_code == 201
+
+
+def test_quota_per_destination_first_send_of_the_hour_costs_one_table_operation(stateful, monkeypatch):
+    monkeypatch.setenv("QUOTA_PER_DESTINATION_PER_HOUR", "2")
+    calls = table_calls(monkeypatch, "TwilioQuotas")
+    assert sms(to=OTHER).status_code == 201
+    assert calls == ["create_entity"]  # the counter was new: inserted without a read
+    calls.clear()
+    assert [sms(to=OTHER).status_code, sms(to=OTHER).status_code] == [201, 429]
+    assert calls == ["create_entity", "get_entity", "update_entity", "create_entity", "get_entity"]
 
 
 def test_quota_over_one_limit_gives_back_the_slots_already_taken(stateful, monkeypatch, azurite):

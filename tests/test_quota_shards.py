@@ -14,7 +14,7 @@ import pytest
 
 import send_sms
 from shared.quota import SHARDS
-from tests.support import ROOT, creates, entities, json_request
+from tests.support import ROOT, creates, entities, json_request, table_calls
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 TO = "+14155550123"
@@ -127,16 +127,8 @@ def test_quota_app_wide_slot_given_back_elsewhere_is_taken_although_this_process
 
 
 def test_quota_app_wide_charge_after_the_first_costs_one_table_operation(stateful, azurite, monkeypatch):
-    from azure.data.tables import TableClient
-
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "100")
-    calls: list[str] = []
-    for name in ("query_entities", "get_entity", "create_entity", "update_entity"):
-        def spy(self, *args, _real=getattr(TableClient, name), _name=name, **kwargs):
-            if self.table_name == "TwilioQuotas":
-                calls.append(_name)
-            return _real(self, *args, **kwargs)
-        monkeypatch.setattr(TableClient, name, spy)
+    calls = table_calls(monkeypatch, "TwilioQuotas")
     assert sms().status_code == 201
     assert calls == ["query_entities", "create_entity"]  # a read, then the write
     calls.clear()
