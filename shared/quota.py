@@ -41,7 +41,6 @@ class Slot:
     row: str
     window_end: datetime
     sharded: bool = False
-    mostly_new: bool = False  # a destination's counter: most often new in its hour (an OTP to each of many numbers)
 
 
 @contextmanager
@@ -84,8 +83,7 @@ def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: da
             window, end = start.strftime("%Y-%m-%d"), start + timedelta(days=1)
         who = {"user": voice_identity(identity), "app": "app", "to": to}[subject]  # make_call = in-app calls
         hot = subject == "app" or (subject == "user" and identity == ANONYMOUS)  # every send counts here
-        slots.append(Slot(quota, limit, f"{window}-{hashlib.sha256(who.encode()).hexdigest()}", end, hot,
-                          subject == "to"))
+        slots.append(Slot(quota, limit, f"{window}-{hashlib.sha256(who.encode()).hexdigest()}", end, hot))
     return slots
 
 
@@ -101,7 +99,7 @@ def _take(settings: Settings, slot: Slot) -> str | None:
         return {**row, "count": row["count"] + 1} if row["count"] < slot.limit else None
 
     written = state.update_if_unchanged(settings, state.QUOTAS, slot.quota, slot.row, add_one, tries=MAX_TRIES,
-                                        new_first=slot.mostly_new)
+                                        remember=True)
     return slot.row if written.written else None
 
 

@@ -33,7 +33,8 @@ Choose = Callable[[dict[str, Row]], list[Row]]  # the rows as read, by RowKey ->
 _lock = threading.Lock()
 _service: tuple[tuple[Any, ...], Any] | None = None
 _tables: dict[str, TableClient] = {}
-# (table, partition, RowKey prefix) -> the rows as this process last read and wrote them (update_one_of)
+# (table, partition, RowKey or prefix) -> the rows as this process last read and wrote them (remember=True, and
+# update_one_of)
 _views: dict[tuple[str, str, str], dict[str, Row]] = {}
 MAX_VIEWS = 256
 _view_lock = threading.Lock()
@@ -125,24 +126,35 @@ def insert_or_get(settings: Settings, name: str, row: Row, *, tries: int) -> Sto
 
 
 def update_if_unchanged(settings: Settings, name: str, partition: str, row: str, change: Change, *,
-                        tries: int, new_first: bool = False) -> Stored:
+                        tries: int, remember: bool = False) -> Stored:
     """Read the row, compute change(row) and write the result only if nobody wrote the row meanwhile (its ETag; an
     insert when it was missing). A lost race waits a jittered moment and starts again, `tries` times at most, then
-    503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False).
-    new_first: for a row that is most often missing, insert change(None) before any read: one operation when it was
-    missing, one more (the refused insert) when it was not."""
+    503 state_unavailable. change returns the whole new row, or None to leave the row as it is (written=False),
+    which is only ever answered from a fresh read.
+    remember: the process keeps the row as it last read and wrote it, and tries one write from that first (an insert
+    when it never saw the row): one operation while nobody else wrote the row, the refused write more when someone
+    did. For rows this process mostly writes alone, such as a caller's or a number's counter."""
     client = table(settings, name)
-    if new_first and (new := change(None)) is not None:
-        stored = _write_as_read(client, new, None)
-        if stored is not None:
-            return stored
+    view = (name, partition, row)
+    if remember:
+        remembered = _views.get(view, {}).get(row)
+        new = change(remembered)
+        if new is not None:
+            stored = _write_as_read(client, new, _etag(remembered))
+            if stored is not None:
+                _remember(view, {}, stored)
+                return stored
     for attempt in range(tries):
         current = get(settings, name, partition, row)
+        if remember:
+            _remember(view, {row: current} if current is not None else {})
         new = change(current)
         if new is None:
             return Stored(current, current.metadata["etag"] if current is not None else None, False)
         stored = _write_as_read(client, new, _etag(current))
         if stored is not None:
+            if remember:
+                _remember(view, {}, stored)
             return stored
         _pause(attempt)
     raise _too_busy(name)
@@ -160,7 +172,7 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
     no other writer has touched the row it picks, the charge costs one operation instead of two. A stale view only
     costs the lost write (the ETag refuses it), then the fresh read as before."""
     client = table(settings, name)
-    view = (name, partition, prefix)
+    view = (name, partition, prefix + "*")  # not the key of a single row's view (update_if_unchanged)
     remembered = _views.get(view)
     if remembered is not None:
         candidates = choose(remembered)

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from azure.data.tables import TableClient, UpdateMode
+
 import make_call
 import send_sms
 from devtools.azurite import Azurite, free_port
@@ -73,15 +75,21 @@ def test_quota_per_destination_counts_sms_and_calls_together_per_hour(stateful, 
     assert sms("carol", to=OTHER).status_code == 201
 
 
-def test_quota_per_destination_first_send_of_the_hour_costs_one_table_operation(stateful, monkeypatch):
-    monkeypatch.setenv("QUOTA_PER_DESTINATION_PER_HOUR", "2")
+def test_quota_per_destination_charges_from_this_process_cost_one_table_operation(stateful, azurite, monkeypatch):
+    monkeypatch.setenv("QUOTA_PER_DESTINATION_PER_HOUR", "3")
     calls = table_calls(monkeypatch, "TwilioQuotas")
     assert sms(to=OTHER).status_code == 201
-    assert calls == ["create_entity"]  # the counter was new: inserted without a read
+    assert calls == ["create_entity"]  # never seen by this process: inserted without a read
+    calls.clear()
+    assert sms(to=OTHER).status_code == 201
+    assert calls == ["update_entity"]  # written as this process last saw it
+    [row] = [e for e in entities(azurite.connection_string, "TwilioQuotas")]
+    with TableClient.from_connection_string(azurite.connection_string, "TwilioQuotas") as client:
+        client.update_entity({**row, "count": 2}, mode=UpdateMode.REPLACE)  # another instance's send meanwhile
     calls.clear()
     assert [sms(to=OTHER).status_code, sms(to=OTHER).status_code] == [201, 429]
-    assert calls == ["create_entity", "get_entity", "update_entity", "create_entity", "get_entity"]
-
+    assert calls == ["update_entity", "get_entity", "update_entity", "get_entity"]  # refused as seen, read, written
+    assert creates(stateful, "Messages") == 3
 
 def test_quota_over_one_limit_gives_back_the_slots_already_taken(stateful, monkeypatch, azurite):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
