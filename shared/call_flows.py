@@ -80,7 +80,7 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
         name = to[len("client:"):]
         if not CLIENT_NAME.fullmatch(name):
             return twiml.refuse("That person cannot be called.")
-        return twiml.dial([to])
+        return twiml.dial([to], time_limit=settings.call_time_limit)
     settings.require("TWILIO_PHONE_NUMBER")
     try:
         number = to_e164(to, "To", settings.default_region)
@@ -91,12 +91,13 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
     except AppError as exc:
         logger.info("Client call from %s refused: %s", identity, exc.code)
         return twiml.refuse(REFUSALS.get(exc.code, "This call cannot be placed right now."))
-    return twiml.dial([number], caller_id=settings.phone_number)
+    return twiml.dial([number], time_limit=settings.call_time_limit, caller_id=settings.phone_number)
 
 
 def _dial(settings: Settings, targets: tuple[str, ...]) -> str:
     """Ring every target at once; the `forwarded` step falls back to voicemail when nobody answers."""
-    return twiml.dial(targets, timeout=settings.forward_timeout, action=step_url(settings, "forwarded"))
+    return twiml.dial(targets, time_limit=settings.call_time_limit, timeout=settings.forward_timeout,
+                      action=step_url(settings, "forwarded"))
 
 
 def _menu(settings: Settings, attempt: int, before: str | None = None) -> str:

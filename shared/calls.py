@@ -51,13 +51,15 @@ class CallRequest:
         return signed_url(query, settings.webhook_token(), origin) if query else origin + VOICE_WEBHOOK_PATH
 
     def outgoing(self, settings: Settings, origin: str) -> Outgoing:
-        """The call from the request's `from`, else TWILIO_PHONE_NUMBER; Twilio fetches its TwiML from the app."""
+        """The call from the request's `from`, else TWILIO_PHONE_NUMBER; Twilio fetches its TwiML from the app and
+        ends the call after CALL_MAX_MINUTES."""
         url = self.webhook_url(settings, origin)
         if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
             raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would "
                                 f"be {len(url)} characters, Twilio accepts {MAX_TWILIO_URL_CHARS}.", "too_long")
         sender = self.from_ or settings.phone_number
-        return Outgoing(CALL, self.to, {"To": self.to, "From": sender, "Url": url, "Method": "POST"},
+        return Outgoing(CALL, self.to, {"To": self.to, "From": sender, "Url": url, "Method": "POST",
+                                        "TimeLimit": settings.call_time_limit},
                         needs=() if sender else ("TWILIO_PHONE_NUMBER",), status_callback=self.status_callback)
 
 

@@ -204,6 +204,8 @@ class Settings:
     voice_greeting: str = setting("VOICE_GREETING", "voice", default="Hello! Thanks for calling. Goodbye.")
     voice_name: str | None = setting("VOICE_NAME", "voice")
     voice_language: str | None = setting("VOICE_LANGUAGE", "voice")
+    # in seconds: every <Dial>'s timeLimit and every make_call's TimeLimit
+    call_time_limit: int = setting("CALL_MAX_MINUTES", "voice", lambda raw: _whole(1, 1440)(raw) * 60, default=3600)
 
     sms_auto_reply: str = setting("SMS_AUTO_REPLY", "sms", default="Hey, thanks for the ping! Twilio and Azure rock!")
 

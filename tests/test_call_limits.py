@@ -1,5 +1,5 @@
-"""Destinations: the non-geographic international ranges, and an inbound flow that would forward to the app's own
-number. Through each main(req)."""
+"""Destinations and call length: the non-geographic international ranges, CALL_MAX_MINUTES on every <Dial> and
+make_call, and an inbound flow that would forward to the app's own number. Through each main(req)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import make_call
 import send_sms
 import voice_webhook
-from tests.support import SENDER, body_of, creates, json_request, signed_form
+from shared.step_mac import signed_url
+from tests.support import AUTH_TOKEN, SENDER, body_of, creates, json_request, signed_form
 
 HOOK = "http://localhost:7071/api/voice_webhook"
 SEND_SMS = "http://localhost:7071/api/send_sms"
@@ -71,6 +72,37 @@ def test_forward_to_a_satellite_number_is_an_invalid_setting(app_env, monkeypatc
     monkeypatch.setenv("FORWARD_TO", "+881612345678")
     response = voice_webhook.main(signed_form(HOOK, inbound()))
     assert response.status_code == 503 and "FORWARD_TO" in body_of(response)["error"]["message"]
+
+
+# -- CALL_MAX_MINUTES -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("minutes", "seconds"), [(None, "3600"), ("5", "300"), ("1440", "86400")])
+def test_call_max_minutes_limits_every_dial(app_env, monkeypatch, minutes, seconds):
+    if minutes:
+        monkeypatch.setenv("CALL_MAX_MINUTES", minutes)
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "forward")
+    monkeypatch.setenv("FORWARD_TO", "+14155550177")
+    monkeypatch.setenv("CALL_MENU", json.dumps({"prompt": "Press 2", "options": {"2": {"forward": "+14155550177"}}}))
+    dials = [answer(client_call("+14155550123")), answer(client_call("client:bob")), answer(inbound()),
+             answer(inbound(Digits="2"), "http://localhost:7071" + signed_url({"step": "menu", "attempt": 1},
+                                                                                AUTH_TOKEN))]
+    assert [document.find("Dial").get("timeLimit") for document in dials] == [seconds] * 4
+
+
+@pytest.mark.parametrize(("minutes", "seconds"), [(None, "3600"), ("5", "300")])
+def test_call_max_minutes_is_make_calls_time_limit(app_env, monkeypatch, minutes, seconds):
+    if minutes:
+        monkeypatch.setenv("CALL_MAX_MINUTES", minutes)
+    assert send(make_call.main, "+14155550123").status_code == 201
+    [create] = [r for r in app_env.requests if r["method"] == "POST" and r["path"].endswith("/Calls.json")]
+    assert create["form"]["TimeLimit"] == [seconds]
+
+
+@pytest.mark.parametrize("value", ["0", "1441", "1.5", "an hour"])
+def test_call_max_minutes_invalid_returns_503_naming_it(app_env, monkeypatch, value):
+    monkeypatch.setenv("CALL_MAX_MINUTES", value)
+    response = send(make_call.main, "+14155550123")
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (503, "not_configured") and "CALL_MAX_MINUTES" in error["message"]
 
 
 # -- an inbound flow that would dial the app itself ----------------------------------------------------------------
