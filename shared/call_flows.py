@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import Callable
-from urllib.parse import urlencode
 
 from shared import quota, step_mac, twiml
 from shared.call_menu import Forward, Menu, Say
@@ -57,7 +56,7 @@ def answer(param: Param, query: str, settings: Settings) -> str:
     if settings.inbound_call_flow == "menu":
         if settings.call_menu is None:
             raise SettingsError(missing=("CALL_MENU",))
-        return _menu(settings, 1)
+        return _menu(settings, settings.call_menu, 1)
     return _voicemail(settings, caller)
 
 
@@ -100,9 +99,8 @@ def _dial(settings: Settings, targets: tuple[str, ...]) -> str:
                       action=step_url(settings, "forwarded"))
 
 
-def _menu(settings: Settings, attempt: int, before: str | None = None) -> str:
+def _menu(settings: Settings, menu: Menu, attempt: int, before: str | None = None) -> str:
     """<Gather> one digit for CALL_MENU's prompt; no input reaches the `menu` step too (actionOnEmptyResult)."""
-    menu: Menu = settings.call_menu  # type: ignore[assignment]
     return twiml.gather(menu.prompt, step_url(settings, "menu", attempt=attempt), before=before)
 
 
@@ -127,7 +125,7 @@ def _menu_choice(param: Param, ours: Ours, settings: Settings) -> str:
     if option is None and int(attempt) >= MENU_PROMPTS:
         return twiml.refuse("Sorry, we did not get a valid choice.")
     if option is None:
-        return _menu(settings, int(attempt) + 1, before="Sorry, that is not an option.")
+        return _menu(settings, menu, int(attempt) + 1, before="Sorry, that is not an option.")
     if isinstance(option, Say):
         return twiml.refuse(option.text)
     if isinstance(option, Forward):
