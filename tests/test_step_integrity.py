@@ -13,7 +13,7 @@ import make_call
 import send_sms
 import voice_webhook
 from shared.step_mac import signed_url
-from tests.support import AUTH_TOKEN, SENDER, body_of, creates, json_request, signed_form
+from tests.support import API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER, body_of, creates, json_request, signed_form
 
 ORIGIN = "https://voice.example.com"
 HOOK = ORIGIN + "/api/voice_webhook"
@@ -21,6 +21,8 @@ CALLER = "+14155550142"
 NOTIFY = "+14155550188"
 FORWARD = "+14155550177"
 MENU = {"prompt": "Press 2 for sales.", "options": {"2": {"forward": FORWARD}}}
+SEND_SMS = "http://localhost:7071/api/send_sms"
+MAKE_CALL = "http://localhost:7071/api/make_call"
 RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE" + "e" * 32
 
 
@@ -144,11 +146,17 @@ def test_message_in_form_parameters_is_not_said(flows):
     assert document.find("Say").text == "Hello! Thanks for calling. Goodbye."
 
 
+def test_message_without_the_auth_token_to_sign_it_returns_503_and_places_no_call(flows, monkeypatch):
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")  # REST through an API key: nothing to derive the MAC's key from
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+    response = make_call.main(json_request(MAKE_CALL, {"to": CALLER, "message": "Your code is 1234"}))
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (503, "not_configured") and "TWILIO_AUTH_TOKEN" in error["message"]
+    assert creates(flows, "Calls") == 0
+
+
 # -- status_callback and media_url may not point at the app itself --------------------------------------------------
-SEND_SMS = "http://localhost:7071/api/send_sms"
-MAKE_CALL = "http://localhost:7071/api/make_call"
-
-
 @pytest.mark.parametrize(("main", "endpoint", "field"), [
     (send_sms.main, SEND_SMS, "status_callback"), (send_sms.main, SEND_SMS, "media_url"),
     (make_call.main, MAKE_CALL, "status_callback"),
