@@ -110,8 +110,7 @@ def test_step_with_its_mac_runs(flows):
     pytest.param(issued(step="recording", caller=CALLER) + "&mac=x", id="second mac"),
     pytest.param(issued(step="recording", caller=CALLER).rsplit("&mac=", 1)[0], id="no mac"),
     pytest.param(ORIGIN + signed_url({"step": "recording", "caller": CALLER}, "another-token"), id="other key"),
-    pytest.param(issued(step="recording", caller=CALLER)[:-1] + "-_"[issued(step="recording", caller=CALLER)[-1] == "-"],
-                 id="mac changed"),
+    pytest.param(issued(step="recording", caller=CALLER).replace("&mac=", "&mac=A", 1)[:-1], id="mac changed"),
 ])
 def test_step_with_a_forged_or_edited_mac_is_refused(flows, url):
     document = answer(url, {"CallSid": "CA" + "c" * 32, "RecordingStatus": "completed", "RecordingUrl": RECORDING_URL})
