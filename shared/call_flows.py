@@ -1,25 +1,24 @@
 """What voice_webhook answers for each call: an outbound call's message, a Voice SDK client call, each step of the
-inbound call flows (greeting, forward, menu, voicemail) through signed `?step=` URLs."""
+inbound call flows (greeting, forward, menu, voicemail) through `?step=` URLs that carry the app's MAC."""
 
 from __future__ import annotations
 
 import logging
 import re
 from typing import Callable
-from urllib.parse import urlencode
 
-from shared import quota, twiml
+from shared import quota, step_mac, twiml
 from shared.call_menu import Forward, Menu, Say
 from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
 from shared.settings import Settings, SettingsError
-from shared.urls import VOICE_WEBHOOK_PATH
 
 logger = logging.getLogger("shared.call_flows")
 
-Param = Callable[[str], str]  # a Twilio request parameter by name ('' when absent)
+Param = Callable[[str], str]  # one of Twilio's own request parameters by name ('' when absent)
+Ours = dict[str, str]  # the parameters the app put in the URL, their MAC verified
 CLIENT_NAME = re.compile(r"[A-Za-z0-9_]{1,121}")
 MENU_PROMPTS = 3  # the first prompt and two repeats
 DIAL_FAILED = ("no-answer", "busy", "failed")
@@ -30,40 +29,46 @@ REFUSALS = {  # what a Voice SDK caller hears when the app will not connect the 
 }
 
 
-def answer(param: Param, settings: Settings) -> str:
-    """The TwiML for one voice request: a step of a flow, an outbound call, a client call or an inbound call."""
-    step = param("step")
-    if step:
-        return STEPS.get(step, _unknown_step)(param, settings)
+def answer(param: Param, query: str, settings: Settings) -> str:
+    """The TwiML for one voice request: a step of a flow, an outbound call, a client call or an inbound call.
+    param reads Twilio's inputs; what the app chose (the step and its parameters, an outbound call's Message) is
+    read only from the raw query, and only when its MAC verifies: Twilio signs any URL it is given."""
+    ours = step_mac.app_params(query, settings.webhook_token())
+    if ours is None:
+        return _refused("a URL without a valid MAC")
     outbound = param("Direction").startswith("outbound")
     caller = "" if outbound else param("From")
+    if "step" in ours:
+        if caller.startswith("client:"):  # a Voice SDK call never reaches a step the app issued
+            return _refused("a step on a client call")
+        return STEPS.get(ours["step"], _unknown_step)(param, ours, settings)
     if is_blocked(caller, settings.blocked_numbers, settings.default_region):
         return twiml.reject()
     if outbound:
-        return _greeting(param, settings)
+        return _greeting(ours, settings)
     if caller.startswith("client:"):
         return _client_call(caller[len("client:"):], param("To"), settings)
     if settings.inbound_call_flow == "greeting":
-        return _greeting(param, settings)
+        return _greeting({}, settings)
     if settings.inbound_call_flow == "forward":
         settings.require("FORWARD_TO")
         return _dial(settings, settings.forward_to)
     if settings.inbound_call_flow == "menu":
         if settings.call_menu is None:
             raise SettingsError(missing=("CALL_MENU",))
-        return _menu(settings.call_menu, 1)
+        return _menu(settings, settings.call_menu, 1)
     return _voicemail(settings, caller)
 
 
-def step_url(step: str, **query: object) -> str:
-    """A voice_webhook URL for the next step (relative: Twilio resolves it, then signs the full URL)."""
-    return f"{VOICE_WEBHOOK_PATH}?{urlencode({'step': step, **query})}"
+def step_url(settings: Settings, step: str, **query: object) -> str:
+    """A voice_webhook URL for the next step, with its MAC (relative: Twilio resolves it, then signs the full URL)."""
+    return step_mac.signed_url({"step": step, **query}, settings.webhook_token())
 
 
-def _greeting(param: Param, settings: Settings) -> str:
-    """<Say> the call's Message (make_call), else VOICE_GREETING."""
-    voice, language = param("Voice"), param("Language")
-    return twiml.say(param("Message") or settings.voice_greeting,
+def _greeting(ours: Ours, settings: Settings) -> str:
+    """<Say> the call's Message (make_call's, in its URL), else VOICE_GREETING."""
+    voice, language = ours.get("Voice", ""), ours.get("Language", "")
+    return twiml.say(ours.get("Message") or settings.voice_greeting,
                      voice=voice if VOICE_PATTERN.fullmatch(voice) else settings.voice_name,
                      language=language if LANGUAGE_PATTERN.fullmatch(language) else settings.voice_language)
 
@@ -74,7 +79,7 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
         name = to[len("client:"):]
         if not CLIENT_NAME.fullmatch(name):
             return twiml.refuse("That person cannot be called.")
-        return twiml.dial([to])
+        return twiml.dial([to], time_limit=settings.call_time_limit)
     settings.require("TWILIO_PHONE_NUMBER")
     try:
         number = to_e164(to, "To", settings.default_region)
@@ -85,40 +90,42 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
     except AppError as exc:
         logger.info("Client call from %s refused: %s", identity, exc.code)
         return twiml.refuse(REFUSALS.get(exc.code, "This call cannot be placed right now."))
-    return twiml.dial([number], caller_id=settings.phone_number)
+    return twiml.dial([number], time_limit=settings.call_time_limit, caller_id=settings.phone_number)
 
 
 def _dial(settings: Settings, targets: tuple[str, ...]) -> str:
     """Ring every target at once; the `forwarded` step falls back to voicemail when nobody answers."""
-    return twiml.dial(targets, timeout=settings.forward_timeout, action=step_url("forwarded"))
+    return twiml.dial(targets, time_limit=settings.call_time_limit, timeout=settings.forward_timeout,
+                      action=step_url(settings, "forwarded"))
 
 
-def _menu(menu: Menu, attempt: int, before: str | None = None) -> str:
+def _menu(settings: Settings, menu: Menu, attempt: int, before: str | None = None) -> str:
     """<Gather> one digit for CALL_MENU's prompt; no input reaches the `menu` step too (actionOnEmptyResult)."""
-    return twiml.gather(menu.prompt, step_url("menu", attempt=attempt), before=before)
+    return twiml.gather(menu.prompt, step_url(settings, "menu", attempt=attempt), before=before)
 
 
 def _voicemail(settings: Settings, caller: str) -> str:
     """VOICEMAIL_GREETING, then <Record>; the recording's status callback sends the SMS notice."""
-    return twiml.record(settings.voicemail_greeting, settings.voicemail_max_seconds, action=step_url("recorded"),
-                        status_callback=step_url("recording", caller=caller))
+    return twiml.record(settings.voicemail_greeting, settings.voicemail_max_seconds,
+                        action=step_url(settings, "recorded"),
+                        status_callback=step_url(settings, "recording", caller=caller))
 
 
-def _forwarded(param: Param, settings: Settings) -> str:
+def _forwarded(param: Param, ours: Ours, settings: Settings) -> str:
     if param("DialCallStatus") in DIAL_FAILED:
         return _voicemail(settings, param("From"))
     return twiml.hangup()
 
 
-def _menu_choice(param: Param, settings: Settings) -> str:
-    attempt, menu = param("attempt"), settings.call_menu
+def _menu_choice(param: Param, ours: Ours, settings: Settings) -> str:
+    attempt, menu = ours.get("attempt", ""), settings.call_menu
     if menu is None or attempt not in {str(n) for n in range(1, MENU_PROMPTS + 1)}:
-        return _unknown_step(param, settings)
+        return _unknown_step(param, ours, settings)
     option = menu.options.get(param("Digits")) if param("Digits") else None
     if option is None and int(attempt) >= MENU_PROMPTS:
         return twiml.refuse("Sorry, we did not get a valid choice.")
     if option is None:
-        return _menu(menu, int(attempt) + 1, before="Sorry, that is not an option.")
+        return _menu(settings, menu, int(attempt) + 1, before="Sorry, that is not an option.")
     if isinstance(option, Say):
         return twiml.refuse(option.text)
     if isinstance(option, Forward):
@@ -126,16 +133,16 @@ def _menu_choice(param: Param, settings: Settings) -> str:
     return _voicemail(settings, param("From"))
 
 
-def _recorded(param: Param, settings: Settings) -> str:
+def _recorded(param: Param, ours: Ours, settings: Settings) -> str:
     return twiml.refuse("Thank you for your message.")
 
 
-def _recording(param: Param, settings: Settings) -> str:
+def _recording(param: Param, ours: Ours, settings: Settings) -> str:
     """Twilio's recording status callback: a completed voicemail is announced by SMS to VOICEMAIL_NOTIFY_SMS."""
     if param("RecordingStatus") == "completed" and settings.voicemail_notify_sms:
         from shared.messaging import SmsRequest, send_sms  # the same send path as send_sms
 
-        caller = param("caller") or "an unknown caller"
+        caller = ours.get("caller") or "an unknown caller"
         notice = SmsRequest(to=settings.voicemail_notify_sms, from_=None, body=f"New voicemail from {caller}: "
                             f"{param('RecordingUrl')}", media_urls=(), status_callback=None)
         try:
@@ -145,11 +152,15 @@ def _recording(param: Param, settings: Settings) -> str:
     return twiml.empty()
 
 
-def _unknown_step(param: Param, settings: Settings) -> str:
-    logger.warning("voice_webhook step %r refused", param("step")[:32])
+def _unknown_step(param: Param, ours: Ours, settings: Settings) -> str:
+    return _refused(f"the step {ours['step'][:32]!r}")
+
+
+def _refused(what: str) -> str:
+    logger.warning("voice_webhook refused %s", what)
     return twiml.refuse("Sorry, this call cannot continue.")
 
 
-STEPS: dict[str, Callable[[Param, Settings], str]] = {
+STEPS: dict[str, Callable[[Param, Ours, Settings], str]] = {
     "forwarded": _forwarded, "menu": _menu_choice, "recorded": _recorded, "recording": _recording,
 }

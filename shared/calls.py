@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from shared import fields
 from shared.channels import CALL
@@ -12,6 +11,7 @@ from shared.errors import invalid_field
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.sends import Outgoing, send
 from shared.settings import Settings
+from shared.step_mac import signed_url
 from shared.urls import VOICE_WEBHOOK_PATH
 
 MAX_MESSAGE_CHARS = 1000
@@ -43,20 +43,23 @@ class CallRequest:
             status_callback=parties.status_callback,
         )
 
-    def webhook_url(self, origin: str) -> str:
-        """voice_webhook's URL with the message (twimlets-style `Message`), Voice and Language in the query."""
+    def webhook_url(self, settings: Settings, origin: str) -> str:
+        """voice_webhook's URL with the message (twimlets-style `Message`), Voice and Language in the query, under
+        the app's MAC: voice_webhook says only what the app put there."""
         query = {name: value for name, value in
                  (("Message", self.message), ("Voice", self.voice), ("Language", self.language)) if value}
-        return origin + VOICE_WEBHOOK_PATH + (f"?{urlencode(query)}" if query else "")
+        return signed_url(query, settings.webhook_token(), origin) if query else origin + VOICE_WEBHOOK_PATH
 
     def outgoing(self, settings: Settings, origin: str) -> Outgoing:
-        """The call from the request's `from`, else TWILIO_PHONE_NUMBER; Twilio fetches its TwiML from the app."""
-        url = self.webhook_url(origin)
+        """The call from the request's `from`, else TWILIO_PHONE_NUMBER; Twilio fetches its TwiML from the app and
+        ends the call after CALL_MAX_MINUTES."""
+        url = self.webhook_url(settings, origin)
         if len(url) > MAX_TWILIO_URL_CHARS:  # e.g. 1000 emoji: 12 URL-encoded characters each
             raise invalid_field("message", f"'message' is too long once URL-encoded: the call's webhook URL would "
                                 f"be {len(url)} characters, Twilio accepts {MAX_TWILIO_URL_CHARS}.", "too_long")
         sender = self.from_ or settings.phone_number
-        return Outgoing(CALL, self.to, {"To": self.to, "From": sender, "Url": url, "Method": "POST"},
+        return Outgoing(CALL, self.to, {"To": self.to, "From": sender, "Url": url, "Method": "POST",
+                                        "TimeLimit": settings.call_time_limit},
                         needs=() if sender else ("TWILIO_PHONE_NUMBER",), status_callback=self.status_callback)
 
 

@@ -10,6 +10,7 @@ from shared.errors import invalid_field
 from shared.phone import require_allowed_destination, to_e164
 from shared.settings import Settings
 from shared.twiml import NOT_XML_CHARS
+from shared.urls import public_hostnames
 
 VOICE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LANGUAGE_PATTERN = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
@@ -36,7 +37,7 @@ def parties(payload: dict[str, Any], allowed: Iterable[str], settings: Settings)
     return Parties(
         to=to,
         from_=to_e164(sender, "from", settings.default_region) if sender else None,
-        status_callback=https_url(callback, "status_callback") if callback is not None else None,
+        status_callback=https_url(callback, "status_callback", settings) if callback is not None else None,
     )
 
 
@@ -69,9 +70,10 @@ def text(payload: dict[str, Any], name: str, *, required: bool = False, max_leng
     return value
 
 
-def https_url(value: Any, name: str) -> str:
+def https_url(value: Any, name: str, settings: Settings) -> str:
     """An absolute https URL with a host and no user:password, a valid port, no control characters or
-    whitespace, at most MAX_URL_CHARS characters; 400 invalid_url naming the field otherwise."""
+    whitespace, at most MAX_URL_CHARS characters, not on the app's own public origin (Twilio would sign what it
+    sends there, as if to the app's own webhooks); 400 invalid_url naming the field otherwise."""
     if not isinstance(value, str):
         raise invalid_field(name, f"'{name}' must be an https URL string.", "invalid_url")
     value = value.strip()
@@ -84,10 +86,12 @@ def https_url(value: Any, name: str) -> str:
     if not ok or len(value) > MAX_URL_CHARS or NOT_URL_CHARS.search(value):
         raise invalid_field(name, f"'{name}' must be an absolute https:// URL without credentials, spaces or "
                             "control characters.", "invalid_url")
+    if parts.hostname.rstrip(".") in public_hostnames(settings):  # type: ignore[union-attr]
+        raise invalid_field(name, f"'{name}' must not point at this service itself.", "invalid_url")
     return value
 
 
-def https_urls(payload: dict[str, Any], name: str, max_items: int) -> list[str]:
+def https_urls(payload: dict[str, Any], name: str, max_items: int, settings: Settings) -> list[str]:
     """A field holding one https URL or a list of them (at most max_items)."""
     value = payload.get(name)
     if value is None:
@@ -95,4 +99,4 @@ def https_urls(payload: dict[str, Any], name: str, max_items: int) -> list[str]:
     items = value if isinstance(value, list) else [value]
     if len(items) > max_items:
         raise invalid_field(name, f"'{name}' takes at most {max_items} URLs.", "too_many_media")
-    return [https_url(item, name) for item in items]
+    return [https_url(item, name, settings) for item in items]

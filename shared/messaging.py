@@ -31,7 +31,7 @@ class SmsRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
         parties = fields.parties(payload, FIELDS, settings)
         body = fields.text(payload, "body", max_length=MAX_BODY_CHARS)
-        media = fields.https_urls(payload, "media_url", MAX_MEDIA)
+        media = fields.https_urls(payload, "media_url", MAX_MEDIA, settings)
         if body is None and not media:
             raise invalid_field("body", "'body' is required unless 'media_url' is given.", "missing_field")
         return cls(parties.to, parties.from_, body, tuple(media), parties.status_callback)

@@ -10,6 +10,7 @@ from shared.errors import AppError, invalid_field
 _DIGITS = re.compile(r"\d")
 _LETTERS = re.compile(r"[^\W\d_]")
 MAX_PHONE_CHARS = 64
+NON_GEOGRAPHIC = "001"  # phonenumbers' region of the international networks and satellites
 CALLER_WORDS = frozenset({"anonymous", "restricted", "unavailable"})  # Twilio's From for a hidden caller ID
 
 
@@ -35,7 +36,8 @@ def to_e164(raw: str, field: str, default_region: str | None) -> str:
 
 def require_allowed_destination(e164: str, prefixes: Iterable[str], countries: Iterable[str],
                                 field: str = "to") -> None:
-    """400 destination_not_allowed for premium-rate and shared-cost numbers (always), for a number outside
+    """400 destination_not_allowed for premium-rate and shared-cost numbers (always), for the international
+    networks and satellites (+870, +881, +882, +883…, region NON_GEOGRAPHIC) unless listed, for a number outside
     countries (ISO regions, when set) and for one that starts with none of prefixes (when set)."""
     import phonenumbers
     from phonenumbers import PhoneNumberType
@@ -43,12 +45,22 @@ def require_allowed_destination(e164: str, prefixes: Iterable[str], countries: I
     number = phonenumbers.parse(e164)
     if phonenumbers.number_type(number) in (PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST):
         raise _not_allowed(field, "premium-rate and shared-cost numbers are never called or texted.")
-    countries = frozenset(countries)
-    if countries and phonenumbers.region_code_for_number(number) not in countries:
+    countries, prefixes = frozenset(countries), tuple(prefixes)
+    region = phonenumbers.region_code_for_number(number)
+    if region == NON_GEOGRAPHIC and not _listed(e164, number.country_code, prefixes, countries):
+        raise _not_allowed(field, "international network and satellite numbers (+870, +881, +882, +883…) are "
+                           "called or texted only when the allowed destinations list them.")
+    if countries and region not in countries:
         raise _not_allowed(field, f"this service only reaches numbers in {', '.join(sorted(countries))}.")
-    prefixes = tuple(prefixes)
     if prefixes and not e164.startswith(prefixes):
         raise _not_allowed(field, f"this service only reaches numbers starting with {', '.join(prefixes)}.")
+
+
+def _listed(e164: str, country_code: int, prefixes: tuple[str, ...], countries: frozenset[str]) -> bool:
+    """Whether the allowed destinations name this non-geographic number: NON_GEOGRAPHIC among the countries, or a
+    prefix of it that spells out its whole country code (+881 or +8816 do, +8 does not)."""
+    code = f"+{country_code}"
+    return NON_GEOGRAPHIC in countries or any(e164.startswith(p) and p.startswith(code) for p in prefixes)
 
 
 def _not_allowed(field: str, why: str) -> AppError:

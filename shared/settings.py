@@ -11,11 +11,13 @@ from urllib.parse import urlsplit
 
 from shared.call_menu import Menu, parse_menu
 from shared.errors import AppError
+from shared.phone import NON_GEOGRAPHIC
 
 HOST_AND_PORT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "0.0.0.0")  # WEBSITE_HOSTNAME under `func start`: not public
 # The destination guard: the parsers of the settings that hold numbers to dial get these three, already parsed.
 GUARD = ("default_region", "allowed_destination_prefixes", "allowed_destination_countries")
+FORWARDS = ("phone_number", *GUARD)  # and a number the inbound flows forward to must not be the app's own
 
 
 class SettingsError(AppError):
@@ -123,7 +125,8 @@ def _region(raw: str) -> str:
 
 
 def _regions(raw: str) -> frozenset[str]:
-    return frozenset(_region(item) for item in _split_list(raw))
+    """ISO regions, and NON_GEOGRAPHIC for the international networks and satellites (+870, +881, +882, +883…)."""
+    return frozenset(item if item == NON_GEOGRAPHIC else _region(item) for item in _split_list(raw))
 
 
 def _prefixes(raw: str) -> tuple[str, ...]:
@@ -158,17 +161,27 @@ def _dialable(raw: str, region: str | None, prefixes: tuple[str, ...], countries
     return number
 
 
-def _forward_targets(raw: str, *guard: Any) -> tuple[str, ...]:
-    """FORWARD_TO: dialable numbers and client:<identity>."""
-    return tuple(item if _is_client(item) else _dialable(item, *guard) for item in _split_list(raw))
+def _forward(raw: str, own: str | None, *guard: Any) -> str:
+    """A dialable number that is not TWILIO_PHONE_NUMBER (own), which would ring this app again: a billed loop."""
+    from shared.phone import canonical_caller
+
+    number = _dialable(raw, *guard)
+    if own and number == canonical_caller(own, guard[0]):
+        raise ValueError(raw)
+    return number
+
+
+def _forward_targets(raw: str, own: str | None, *guard: Any) -> tuple[str, ...]:
+    """FORWARD_TO: dialable numbers other than the app's own, and client:<identity>."""
+    return tuple(item if _is_client(item) else _forward(item, own, *guard) for item in _split_list(raw))
 
 
 def _is_client(raw: str) -> bool:
     return raw.startswith("client:") and re.fullmatch(r"[A-Za-z0-9_]{1,121}", raw[len("client:"):]) is not None
 
 
-def _menu(raw: str, *guard: Any) -> Menu:
-    return parse_menu(raw, lambda number: _dialable(number, *guard))
+def _menu(raw: str, own: str | None, *guard: Any) -> Menu:
+    return parse_menu(raw, lambda number: _forward(number, own, *guard))
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,8 @@ class Settings:
     voice_greeting: str = setting("VOICE_GREETING", "voice", default="Hello! Thanks for calling. Goodbye.")
     voice_name: str | None = setting("VOICE_NAME", "voice")
     voice_language: str | None = setting("VOICE_LANGUAGE", "voice")
+    # in seconds: every <Dial>'s timeLimit and every make_call's TimeLimit
+    call_time_limit: int = setting("CALL_MAX_MINUTES", "voice", lambda raw: _whole(1, 1440)(raw) * 60, default=3600)
 
     sms_auto_reply: str = setting("SMS_AUTO_REPLY", "sms", default="Hey, thanks for the ping! Twilio and Azure rock!")
 
@@ -227,9 +242,9 @@ class Settings:
     inbound_call_flow: str = setting("INBOUND_CALL_FLOW", "inbound calls",
                                      _one_of("greeting", "forward", "menu", "voicemail"), default="greeting")
     # E.164 numbers and client:<identity>
-    forward_to: tuple[str, ...] = setting("FORWARD_TO", "inbound calls", _forward_targets, default=(), uses=GUARD)
+    forward_to: tuple[str, ...] = setting("FORWARD_TO", "inbound calls", _forward_targets, default=(), uses=FORWARDS)
     forward_timeout: int = setting("FORWARD_TIMEOUT_SECONDS", "inbound calls", _whole(5, 600), default=20)
-    call_menu: Menu | None = setting("CALL_MENU", "inbound calls", _menu, uses=GUARD)
+    call_menu: Menu | None = setting("CALL_MENU", "inbound calls", _menu, uses=FORWARDS)
     voicemail_greeting: str = setting("VOICEMAIL_GREETING", "inbound calls",
                                       default="Please leave a message after the beep.")
     voicemail_max_seconds: int = setting("VOICEMAIL_MAX_SECONDS", "inbound calls", _whole(1, 14400), default=120)

@@ -48,13 +48,15 @@ def hangup() -> str:
     return response.to_xml(xml_declaration=True)
 
 
-def dial(targets: Iterable[str], *, caller_id: str | None = None, timeout: int | None = None,
+def dial(targets: Iterable[str], *, time_limit: int, caller_id: str | None = None, timeout: int | None = None,
          action: str | None = None) -> str:
-    """<Dial> ringing every target at once: E.164 numbers as <Number>, client:<name> as <Client>."""
+    """<Dial timeLimit> ringing every target at once: E.164 numbers as <Number>, client:<name> as <Client>. The
+    limit is required: without it Twilio lets the call run 4 hours."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    verb = response.dial(caller_id=caller_id, timeout=timeout, action=action, method="POST" if action else None)
+    verb = response.dial(caller_id=caller_id, timeout=timeout, time_limit=time_limit, action=action,
+                         method="POST" if action else None)
     for target in targets:
         if target.startswith("client:"):
             verb.client(target[len("client:"):])

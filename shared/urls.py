@@ -27,6 +27,13 @@ def public_origin(req: func.HttpRequest, settings: Settings) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def public_hostnames(settings: Settings) -> frozenset[str]:
+    """The host names the settings give the app's public origin (PUBLIC_BASE_URL's and WEBSITE_HOSTNAME's, both
+    reach it), lower case; none when neither is set."""
+    origins = (settings.public_base_url, settings.website_hostname and "//" + settings.website_hostname)
+    return frozenset(urlsplit(origin).hostname.rstrip(".") for origin in origins if origin)  # type: ignore[union-attr]
+
+
 def signed_url_candidates(req: func.HttpRequest, settings: Settings) -> list[str]:
     """The URL Twilio requested: public origin + path + the raw query; plus, when X-Forwarded-Proto names the
     other scheme, the same URL with that scheme (a wrong guess only ever fails validation)."""

@@ -64,8 +64,10 @@ def verify(req: func.HttpRequest, settings: Settings) -> None:
 
 
 def param(req: func.HttpRequest, name: str) -> str:
-    """A Twilio parameter from the form body, else from the query string (GET webhooks); '' when absent."""
-    return req.form.get(name) or req.params.get(name) or ""
+    """One of Twilio's inputs: from the form of a POST, from the query of a GET (where Twilio puts them); '' when
+    absent. Never a POST's query: that is the URL, which whoever gave Twilio the URL chose."""
+    source = req.params if req.method.upper() == "GET" else req.form
+    return source.get(name) or ""
 
 
 def _valid(validator: RequestValidator, url: str, signed: object, signature: str) -> bool:

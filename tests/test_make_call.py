@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 import make_call
-from tests.support import RECIPIENT, SENDER, body_of, form_request, json_request
+from shared.step_mac import app_params
+from tests.support import AUTH_TOKEN, RECIPIENT, SENDER, body_of, form_request, json_request
 
 URL = "http://localhost:7071/api/make_call"
 
@@ -27,7 +28,7 @@ def test_make_call_with_message_returns_201_and_points_twilio_at_voice_webhook(a
     form = call_creates(app_env)[0]["form"]
     url = urlsplit(form["Url"][0])
     assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:7071/api/voice_webhook"
-    assert parse_qs(url.query) == {"Message": ["Your code is 1 2 3 & more"]}
+    assert app_params(url.query, AUTH_TOKEN) == {"Message": "Your code is 1 2 3 & more"}
     assert form["To"] == [RECIPIENT] and form["From"] == [SENDER]
 
 
@@ -37,7 +38,8 @@ def test_make_call_public_base_url_set_builds_webhook_url_on_it(app_env, monkeyp
                                       "language": "en-US"}))
     url = call_creates(app_env)[0]["form"]["Url"][0]
     assert url.startswith("https://myapp.azurewebsites.net/api/voice_webhook?")
-    assert parse_qs(urlsplit(url).query) == {"Message": ["hi"], "Voice": ["Polly.Joanna"], "Language": ["en-US"]}
+    assert app_params(urlsplit(url).query, AUTH_TOKEN) == {"Message": "hi", "Voice": "Polly.Joanna",
+                                                            "Language": "en-US"}
 
 
 def test_make_call_behind_proxy_with_public_base_url_uses_it(app_env, monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 import make_call
 import voice_token
 import voice_webhook
+from shared.step_mac import signed_url
 from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER, body_of, creates,
                            json_request, signed_form)
 
@@ -39,6 +40,16 @@ def twiml(pairs: dict[str, str], url: str = HOOK) -> ET.Element:
     response = voice_webhook.main(signed_form(url, pairs))
     assert response.status_code == 200, response.get_body()
     return ET.fromstring(response.get_body())
+
+
+def step(name: str, **query: object) -> str:
+    """A step's URL as the app issues it (relative, with its MAC)."""
+    return signed_url({"step": name, **query}, AUTH_TOKEN)
+
+
+def step_hook(name: str, **query: object) -> str:
+    """The full URL Twilio requests for that step."""
+    return HOOK.removesuffix("/api/voice_webhook") + step(name, **query)
 
 
 def verbs(document: ET.Element) -> list[str]:
@@ -153,7 +164,7 @@ def test_inbound_forward_rings_every_target_with_a_fallback_step(voice, monkeypa
     monkeypatch.setenv("FORWARD_TO", "+14155550177, client:alice")
     monkeypatch.setenv("FORWARD_TIMEOUT_SECONDS", "15")
     dial = twiml(inbound()).find("Dial")
-    assert (dial.get("timeout"), dial.get("action")) == ("15", "/api/voice_webhook?step=forwarded")
+    assert (dial.get("timeout"), dial.get("action")) == ("15", step("forwarded"))
     assert (dial.find("Number").text, dial.find("Client").text) == ("+14155550177", "alice")
 
 
@@ -162,7 +173,7 @@ def test_inbound_forward_rings_every_target_with_a_fallback_step(voice, monkeypa
 def test_inbound_forward_unanswered_falls_back_to_voicemail(voice, monkeypatch, outcome, expected):
     monkeypatch.setenv("INBOUND_CALL_FLOW", "forward")
     monkeypatch.setenv("FORWARD_TO", "+14155550177")
-    document = twiml(inbound(DialCallStatus=outcome), HOOK + "?step=forwarded")
+    document = twiml(inbound(DialCallStatus=outcome), step_hook("forwarded"))
     assert expected in verbs(document)
 
 
@@ -171,7 +182,7 @@ def test_inbound_menu_gathers_one_digit_and_empty_input_reaches_the_app(voice, m
     monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
     gather = twiml(inbound()).find("Gather")
     assert (gather.get("numDigits"), gather.get("actionOnEmptyResult")) == ("1", "true")
-    assert gather.get("action") == "/api/voice_webhook?step=menu&attempt=1"
+    assert gather.get("action") == step("menu", attempt=1)
     assert gather.find("Say").text == MENU["prompt"]
 
 
@@ -180,18 +191,18 @@ def test_inbound_menu_gathers_one_digit_and_empty_input_reaches_the_app(voice, m
 def test_inbound_menu_choice_does_what_the_option_says(voice, monkeypatch, digits, expected):
     monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
     monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
-    assert verbs(twiml(inbound(Digits=digits), HOOK + "?step=menu&attempt=1")) == expected
+    assert verbs(twiml(inbound(Digits=digits), step_hook("menu", attempt=1))) == expected
 
 
 @pytest.mark.parametrize("digits", ["9", ""])
 def test_inbound_menu_invalid_or_no_input_repeats_twice_then_says_goodbye(voice, monkeypatch, digits):
     monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
     monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
-    first = twiml(inbound(Digits=digits), HOOK + "?step=menu&attempt=1")
-    assert first.find("Gather").get("action") == "/api/voice_webhook?step=menu&attempt=2"
-    second = twiml(inbound(Digits=digits), HOOK + "?step=menu&attempt=2")
-    assert second.find("Gather").get("action") == "/api/voice_webhook?step=menu&attempt=3"
-    assert verbs(twiml(inbound(Digits=digits), HOOK + "?step=menu&attempt=3")) == ["Say", "Hangup"]
+    first = twiml(inbound(Digits=digits), step_hook("menu", attempt=1))
+    assert first.find("Gather").get("action") == step("menu", attempt=2)
+    second = twiml(inbound(Digits=digits), step_hook("menu", attempt=2))
+    assert second.find("Gather").get("action") == step("menu", attempt=3)
+    assert verbs(twiml(inbound(Digits=digits), step_hook("menu", attempt=3))) == ["Say", "Hangup"]
 
 
 def test_inbound_voicemail_records_with_both_step_urls(voice, monkeypatch):
@@ -199,15 +210,15 @@ def test_inbound_voicemail_records_with_both_step_urls(voice, monkeypatch):
     monkeypatch.setenv("VOICEMAIL_MAX_SECONDS", "60")
     record = twiml(inbound()).find("Record")
     assert (record.get("maxLength"), record.get("playBeep")) == ("60", "true")
-    assert record.get("action") == "/api/voice_webhook?step=recorded"
-    assert record.get("recordingStatusCallback") == "/api/voice_webhook?step=recording&caller=%2B14155550142"
+    assert record.get("action") == step("recorded")
+    assert record.get("recordingStatusCallback") == step("recording", caller=CALLER)
 
 
 def test_inbound_voicemail_completed_recording_sends_the_sms_notice(app_env, voice, monkeypatch):
     monkeypatch.setenv("VOICEMAIL_NOTIFY_SMS", "+14155550188")
     url = "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE" + "e" * 32
     document = twiml({"CallSid": "CA" + "c" * 32, "RecordingStatus": "completed", "RecordingUrl": url},
-                     HOOK + "?step=recording&caller=%2B14155550142")
+                     step_hook("recording", caller=CALLER))
     assert verbs(document) == []
     [message] = app_env.messages
     assert message["to"] == "+14155550188"
@@ -216,7 +227,7 @@ def test_inbound_voicemail_completed_recording_sends_the_sms_notice(app_env, voi
 
 def test_inbound_voicemail_failed_recording_sends_nothing(app_env, voice, monkeypatch):
     monkeypatch.setenv("VOICEMAIL_NOTIFY_SMS", "+14155550188")
-    twiml({"RecordingStatus": "failed"}, HOOK + "?step=recording&caller=%2B14155550142")
+    twiml({"RecordingStatus": "failed"}, step_hook("recording", caller=CALLER))
     assert creates(app_env, "Messages") == 0
 
 
@@ -227,14 +238,14 @@ def test_inbound_blocked_caller_is_rejected_before_any_flow(voice, monkeypatch):
     assert verbs(twiml(inbound())) == ["Reject"]
 
 
-@pytest.mark.parametrize("url", [HOOK + "?step=nonsense", HOOK + "?step=menu&attempt=7", HOOK + "?step=menu"])
+@pytest.mark.parametrize("url", [step_hook("nonsense"), step_hook("menu", attempt=7), step_hook("menu")])
 def test_step_the_app_did_not_issue_says_sorry_and_hangs_up(voice, monkeypatch, url):
     monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
     assert verbs(twiml(inbound(Digits="1"), url)) == ["Say", "Hangup"]
 
 
 def test_step_with_a_forged_signature_is_403(voice):
-    request = signed_form(HOOK + "?step=menu&attempt=1", inbound(Digits="2"), signed_url=HOOK + "?step=menu")
+    request = signed_form(step_hook("menu", attempt=1), inbound(Digits="2"), signed_url=step_hook("menu"))
     assert voice_webhook.main(request).status_code == 403
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from hashlib import sha256
-from urllib.parse import quote
 
 import azure.functions as func
 import pytest
 
 import sms_webhook
 import voice_webhook
+from shared.step_mac import signed_url
 from tests.support import AUTH_TOKEN, SENDER, body_of, sign, signed_form, signed_get
 
 SMS_URL = "http://localhost:7071/api/sms_webhook"
@@ -75,7 +75,7 @@ def test_sms_webhook_get_with_params_in_query_is_served(token):
 
 
 def test_voice_webhook_message_query_parameter_is_said(token):
-    url = VOICE_URL + "?Message=" + quote("Hi <Bob> & Alice")
+    url = "http://localhost:7071" + signed_url({"Message": "Hi <Bob> & Alice"}, AUTH_TOKEN)
     params = {"CallSid": "CA" + "c" * 32, "From": SENDER, "To": CALLER, "Direction": "outbound-api"}
     text = assert_twiml(voice_webhook.main(signed_form(url, params)))
     assert text.endswith("<Response><Say>Hi &lt;Bob&gt; &amp; Alice</Say></Response>")
@@ -91,7 +91,8 @@ def test_voice_webhook_no_message_says_greeting_with_configured_voice(token, mon
 
 def test_voice_webhook_voice_and_language_from_query_override_settings(token, monkeypatch):
     monkeypatch.setenv("VOICE_NAME", "alice")
-    url = VOICE_URL + "?Message=Hola&Voice=Polly.Lupe&Language=es-US"
+    url = "http://localhost:7071" + signed_url({"Message": "Hola", "Voice": "Polly.Lupe", "Language": "es-US"},
+                                               AUTH_TOKEN)
     text = assert_twiml(voice_webhook.main(signed_form(url, {"Direction": "outbound-api"})))
     assert '<Say language="es-US" voice="Polly.Lupe">Hola</Say>' in text
 
