@@ -13,6 +13,7 @@ from shared.call_menu import Forward, Menu, Say
 from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
+from shared.identity import VoiceIdentity
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
 from shared.settings import Settings, SettingsError
 from shared.urls import VOICE_WEBHOOK_PATH
@@ -42,7 +43,7 @@ def answer(param: Param, settings: Settings) -> str:
     if outbound:
         return _greeting(param, settings)
     if caller.startswith("client:"):
-        return _client_call(caller[len("client:"):], param("To"), settings)
+        return _client_call(VoiceIdentity(caller[len("client:"):]), param("To"), settings)
     if settings.inbound_call_flow == "greeting":
         return _greeting(param, settings)
     if settings.inbound_call_flow == "forward":

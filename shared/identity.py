@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -20,6 +20,7 @@ LEEWAY_SECONDS = 60
 REFETCH_INTERVAL_SECONDS = 60  # an unknown `kid` refetches the JWKS at most this often
 JWKS_TIMEOUT_SECONDS = 5.0
 ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
+VOICE_IDENTITY_MAX = 121  # the longest client identity the Voice SDKs accept
 
 
 def caller_identity(req: func.HttpRequest, settings: Settings) -> str:
@@ -41,9 +42,30 @@ def caller_identity(req: func.HttpRequest, settings: Settings) -> str:
 
 
 def voice_identity(identity: str) -> str:
-    """The caller's identity as Twilio Voice SDK client and per-user quota subject: letters, digits and '_' are kept,
-    every other character becomes '_' ('auth0|5f3c' -> 'auth0_5f3c')."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", identity)
+    """The caller's identity as Twilio Voice SDK client name and per-user quota subject, one to one: letters and
+    digits only stay as they are; otherwise '_' becomes '__' and every other character '_xx', '_uxxxx' or
+    '_Uxxxxxxxx' (its code point in lower-case hex): 'bob.smith' -> 'bob_2esmith', 'bob_smith' -> 'bob__smith'.
+    Longer than the SDK's VOICE_IDENTITY_MAX characters: '_z' + the SHA-256 of the whole identity, which no
+    escaped form starts with. Never mapped twice: a VoiceIdentity is returned as it is."""
+    if isinstance(identity, VoiceIdentity):
+        return identity
+    if identity.isascii() and identity.isalnum() and len(identity) <= VOICE_IDENTITY_MAX:
+        return VoiceIdentity(identity)
+    escaped = "".join(char if char.isascii() and char.isalnum() else _escape(char) for char in identity)
+    if 0 < len(escaped) <= VOICE_IDENTITY_MAX:
+        return VoiceIdentity(escaped)
+    return VoiceIdentity("_z" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+class VoiceIdentity(str):
+    """A name already in the Voice SDK's form: voice_identity's result, or a client as Twilio names it in From."""
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char == "_":
+        return "__"
+    return f"_{code:02x}" if code < 0x100 else f"_u{code:04x}" if code < 0x10000 else f"_U{code:08x}"
 
 
 def _token_subject(req: func.HttpRequest, settings: Settings) -> str:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,12 +15,15 @@ import time
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import make_call
 import send_sms
 from devtools.azurite import free_port
+from shared.identity import VOICE_IDENTITY_MAX, voice_identity
 from tests.support import RECIPIENT, ROOT, body_of, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
@@ -212,3 +216,37 @@ def test_identity_neither_configured_is_anonymous_with_one_warning_per_process()
                           timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.stdout.split() == ["anonymous", "anonymous"]
     assert done.stderr.count("No sign-in configured") == 1
+
+
+# -- the Voice SDK identity (also the per-user quota subject) ---------------------------------------------------
+SDK_ALPHABET = re.compile(r"[A-Za-z0-9_]+")
+
+
+@pytest.mark.parametrize("identity", ["alice", "Bob42", "0a1b2c", "A" * VOICE_IDENTITY_MAX])
+def test_voice_identity_plain_letters_and_digits_are_unchanged(identity):
+    assert voice_identity(identity) == identity
+
+
+def test_voice_identity_lookalike_identities_stay_distinct():
+    lookalikes = ["bob.smith", "bob-smith", "bob_smith", "bob smith", "bobsmith", "bob__smith", "bob_2esmith",
+                  "josé", "josè", "jos_", "jose", "jos\u0065\u0301", "auth0|5f3c", "auth0_5f3c", "_z", "z"]
+    mapped = [voice_identity(identity) for identity in lookalikes]
+    assert len(set(mapped)) == len(lookalikes)
+    assert voice_identity("bob.smith") == "bob_2esmith" and voice_identity("josé") == "jos_e9"
+
+
+@given(st.text(), st.text())
+def test_voice_identity_any_two_identities_map_apart_into_the_sdk_alphabet(first, second):
+    for identity in (first, second):
+        mapped = voice_identity(identity)
+        assert SDK_ALPHABET.fullmatch(mapped) and len(mapped) <= VOICE_IDENTITY_MAX
+    assert (voice_identity(first) == voice_identity(second)) == (first == second)
+
+
+@given(st.text(min_size=1, max_size=3).map(lambda text: text * 200), st.text(max_size=130))
+def test_voice_identity_long_identities_are_hashed_apart_from_every_other_form(long, other):
+    mapped = voice_identity(long)
+    assert mapped.startswith("_z") and len(mapped) == 66 and SDK_ALPHABET.fullmatch(mapped)
+    assert voice_identity(long + "x") != mapped
+    if other != long:
+        assert voice_identity(other) != mapped

@@ -61,7 +61,7 @@ def test_voice_token_carries_the_callers_identity_and_the_voice_grant(voice, mon
                                              headers={"x-ms-client-principal-id": "auth0|5f3c.x"}))
     assert response.status_code == 200, response.get_body()
     body = body_of(response)
-    assert body["identity"] == "auth0_5f3c_x"
+    assert body["identity"] == "auth0_7c5f3c_2ex"
     header = jwt.get_unverified_header(body["token"])
     claims = jwt.decode(body["token"], API_KEY_SECRET, algorithms=["HS256"], options={"verify_aud": False})
     assert header["cty"] == "twilio-fpa;v=1"
@@ -69,7 +69,7 @@ def test_voice_token_carries_the_callers_identity_and_the_voice_grant(voice, mon
     assert "iat" not in claims
     assert abs(claims["exp"] - (time.time() + 3600)) <= 2
     grants = claims["grants"]
-    assert grants["identity"] == "auth0_5f3c_x"
+    assert grants["identity"] == "auth0_7c5f3c_2ex"
     assert grants["voice"]["outgoing"]["application_sid"] == APP_SID
     assert grants["voice"]["incoming"]["allow"] is True
     assert grants["voice"]["push_credential_sid"] == PUSH_SID
@@ -133,14 +133,17 @@ def test_client_call_blocked_client_is_rejected(voice, monkeypatch):
     assert verbs(twiml(client_call("+14155550123"))) == ["Reject"]
 
 
-def test_client_call_shares_the_per_user_call_quota_with_make_call(stateful, voice, monkeypatch):
+@pytest.mark.parametrize(("principal", "client", "other"), [("alice", "alice", "bob"),
+                                                           ("bob.smith", "bob_2esmith", "bob__smith")])
+def test_client_call_shares_the_per_user_call_quota_with_make_call(stateful, voice, monkeypatch, principal, client,
+                                                                   other):
     monkeypatch.setenv("QUOTA_CALLS_PER_USER_PER_DAY", "1")
     response = make_call.main(json_request("http://localhost:7071/api/make_call", {"to": "+14155550123"},
-                                           headers={"x-ms-client-principal-id": "alice"}))
+                                           headers={"x-ms-client-principal-id": principal}))
     assert response.status_code == 201
-    document = twiml(client_call("+14155550124", identity="alice"))
+    document = twiml(client_call("+14155550124", identity=client))
     assert verbs(document) == ["Say", "Hangup"] and "limit" in document.find("Say").text
-    assert twiml(client_call("+14155550124", identity="bob")).find("Dial") is not None
+    assert twiml(client_call("+14155550124", identity=other)).find("Dial") is not None
 
 
 # -- inbound calls ----------------------------------------------------------------------------------------------
