@@ -14,6 +14,7 @@ from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
 from shared.identity import VoiceIdentity
+from shared.logtext import shown
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
 from shared.settings import Settings, SettingsError
 from shared.urls import VOICE_WEBHOOK_PATH
@@ -84,7 +85,7 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
         with quota.charged(settings, CALL, identity, number):
             pass  # Twilio dials after this answer: the slot is taken now, the same bucket as make_call's
     except AppError as exc:
-        logger.info("Client call from %s refused: %s", identity, exc.code)
+        logger.info("Client call from %s refused: %s", shown(identity), exc.code)
         return twiml.refuse(REFUSALS.get(exc.code, "This call cannot be placed right now."))
     return twiml.dial([number], caller_id=settings.phone_number)
 
@@ -147,7 +148,7 @@ def _recording(param: Param, settings: Settings) -> str:
 
 
 def _unknown_step(param: Param, settings: Settings) -> str:
-    logger.warning("voice_webhook step %r refused", param("step")[:32])
+    logger.warning("voice_webhook step %s refused", shown(param("step")))
     return twiml.refuse("Sorry, this call cannot continue.")
 
 

@@ -190,7 +190,20 @@ def test_identity_easy_auth_principal_is_the_identity(app_env, monkeypatch, logs
     response = send_sms.main(json_request(SMS_URL, {"to": RECIPIENT, "body": "hi"},
                                           headers={"x-ms-client-principal-id": "0a1b-principal"}))
     assert response.status_code == 201
-    assert any("for 0a1b-principal" in text for _, text in logs.records)
+    assert any("for '0a1b-principal'" in text for _, text in logs.records)
+
+
+def test_identity_sub_with_a_newline_is_logged_escaped_on_one_line(idp, logs):
+    assert sms("Bearer " + idp.token("alice\nINFO shared.sends SMS queued for admin")).status_code == 201
+    app_lines = [text for name, text in logs.records if name.startswith("shared")]
+    assert not any("\n" in text for text in app_lines)
+    assert any("for 'alice\\nINFO shared.sends SMS queued for admin'" in text for text in app_lines)
+
+
+def test_identity_long_sub_is_logged_cut_short(idp, logs):
+    assert sms("Bearer " + idp.token("a" * 5000)).status_code == 201
+    queued = [text for name, text in logs.records if name == "shared.sends"]
+    assert queued and all(len(text) < 200 and "'" + "a" * 64 + "'..." in text for text in queued)
 
 
 def test_identity_forged_identity_in_body_is_refused_as_unknown_field(idp, app_env):

@@ -128,6 +128,12 @@ def test_client_call_refused_says_why_and_hangs_up_never_dials(voice, monkeypatc
     assert verbs(document) == ["Say", "Hangup"]
 
 
+def test_client_call_refusal_logs_the_client_escaped_on_one_line(voice, logs):
+    assert verbs(twiml(client_call("+19005550123", identity="mallory\nWARNING forged"))) == ["Say", "Hangup"]
+    refusals = [text for name, text in logs.records if "refused" in text]
+    assert refusals == ["Client call from 'mallory\\nWARNING forged' refused: destination_not_allowed"]
+
+
 def test_client_call_blocked_client_is_rejected(voice, monkeypatch):
     monkeypatch.setenv("BLOCKED_NUMBERS", "client:alice")
     assert verbs(twiml(client_call("+14155550123"))) == ["Reject"]
