@@ -6,19 +6,25 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Any
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from shared.errors import AppError
 from shared.settings import Settings, SettingsError
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 logger = logging.getLogger("shared.identity")
 
 ANONYMOUS = "anonymous"
 LEEWAY_SECONDS = 60
 REFETCH_INTERVAL_SECONDS = 60  # an unknown `kid` refetches the JWKS at most this often
-JWKS_TIMEOUT_SECONDS = 5.0
+JWKS_TIMEOUT_SECONDS = 5.0  # each request to the issuer, and the most a request waits for the keys
+FAILED_FETCH_SECONDS = 10  # a failed JWKS fetch is not tried again for this long: 503 at once meanwhile
 ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
 VOICE_IDENTITY_MAX = 121  # the longest client identity the Voice SDKs accept
 
@@ -99,26 +105,72 @@ def _unauthenticated(message: str, error: str | None) -> AppError:
 
 
 class _KeySet:
-    """The issuer's signing keys, fetched once per process; an unknown `kid` refetches at most once a minute."""
+    """The issuer's signing keys, fetched once per process; an unknown `kid` refetches at most once a minute. One
+    fetch at a time runs, in a thread of its own, and every request that needs it waits for that one, at most
+    JWKS_TIMEOUT_SECONDS; a failed fetch is remembered for FAILED_FETCH_SECONDS, answering 503 without fetching."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._source: tuple[str | None, str | None] | None = None
-        self._keys: dict[str | None, Any] = {}
+        self._keys: dict[str | None, Any] | None = None  # None: never fetched
         self._last_refetch = float("-inf")
+        self._failed_until = float("-inf")
+        self._fetch: Future[None] | None = None
+        self._fetcher: ThreadPoolExecutor | None = None
 
     def key(self, settings: Settings, kid: str | None) -> Any:
         """The PyJWK for kid (a lone key also serves a token without kid), or None."""
+        source = (settings.auth_issuer, settings.auth_jwks_url)
         with self._lock:
-            source = (settings.auth_issuer, settings.auth_jwks_url)
             if self._source != source:
-                self._keys, self._source, self._last_refetch = _fetch_keys(settings), source, float("-inf")
-            elif kid not in self._keys and time.monotonic() - self._last_refetch >= REFETCH_INTERVAL_SECONDS:
-                self._last_refetch = time.monotonic()
-                self._keys = _fetch_keys(settings)
-            if kid is None and len(self._keys) == 1:
-                return next(iter(self._keys.values()))
-            return self._keys.get(kid)
+                self._source, self._keys, self._fetch = source, None, None
+                self._last_refetch = self._failed_until = float("-inf")
+            fetch = self._joined_fetch(settings, source, kid)
+        if fetch is not None:
+            try:
+                fetch.result(timeout=JWKS_TIMEOUT_SECONDS)
+            except (FutureTimeout, AppError):  # each waiter raises its own: one exception shared by threads is not
+                raise _auth_unavailable() from None
+        with self._lock:
+            keys = self._keys or {}
+            if kid is None and len(keys) == 1:
+                return next(iter(keys.values()))
+            return keys.get(kid)
+
+    def _joined_fetch(self, settings: Settings, source: tuple[str | None, str | None],
+                      kid: str | None) -> Future[None] | None:
+        """The fetch this request waits for (under the lock): the one in flight, a new one, or None when the keys
+        at hand answer; 503 while a failed fetch is remembered."""
+        if self._keys is not None and kid in self._keys:
+            return None
+        if self._fetch is not None and not self._fetch.done():
+            return self._fetch  # one fetch in flight serves every request that needs it
+        now = time.monotonic()
+        if self._keys is not None and now - self._last_refetch < REFETCH_INTERVAL_SECONDS:
+            return None
+        if now < self._failed_until:
+            raise _auth_unavailable()
+        if self._keys is not None:
+            self._last_refetch = now
+        if self._fetcher is None:
+            from concurrent.futures import ThreadPoolExecutor  # imported on use: webhooks never fetch keys
+
+            self._fetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jwks")
+        self._fetch = self._fetcher.submit(self._refresh, settings, source)
+        return self._fetch
+
+    def _refresh(self, settings: Settings, source: tuple[str | None, str | None]) -> None:
+        """Fetch the keys (in the fetcher's thread) and keep them, or remember the failure."""
+        try:
+            keys = _fetch_keys(settings)
+        except AppError:
+            with self._lock:
+                if self._source == source:
+                    self._failed_until = time.monotonic() + FAILED_FETCH_SECONDS
+            raise
+        with self._lock:
+            if self._source == source:
+                self._keys = keys
 
 
 def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
@@ -143,8 +195,12 @@ def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
         return keys
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         logger.warning("Could not fetch the identity provider's keys: %s", type(exc).__name__)
-        raise AppError(503, "auth_unavailable", "Sign-in cannot be checked right now (the identity provider's "
-                       "keys could not be fetched); try again later.") from None
+        raise _auth_unavailable() from None
+
+
+def _auth_unavailable() -> AppError:
+    return AppError(503, "auth_unavailable", "Sign-in cannot be checked right now (the identity provider's keys "
+                    "could not be fetched); try again later.")
 
 
 def _get_json(url: str) -> Any:

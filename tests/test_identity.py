@@ -11,7 +11,9 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -143,6 +145,66 @@ def test_identity_jwks_unreachable_returns_503_auth_unavailable(app_env, monkeyp
     monkeypatch.setenv("AUTH_AUDIENCE", "api")
     response = sms("Bearer " + app_env.idp.token())
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "auth_unavailable")
+    assert app_env.requests == []
+
+
+@pytest.fixture
+def failing_jwks(app_env, monkeypatch):
+    """AUTH_JWKS_URL pointing at a server that counts its requests and, per `mode`, holds each past the app's
+    0.5 s fetch timeout ("hang") or answers 500 after 0.2 s ("error"); JWKS_TIMEOUT_SECONDS is 0.5."""
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    from devtools.sandbox.core import QuietHandler
+    from shared import identity
+
+    released, server = threading.Event(), None
+    jwks = {"fetches": 0, "mode": "hang"}
+
+    def app(environ, start_response):
+        jwks["fetches"] += 1
+        released.wait(3 if jwks["mode"] == "hang" else 0.2)
+        return Response("boom", 500)(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    monkeypatch.setattr(identity, "JWKS_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setenv("AUTH_ISSUER", app_env.idp.issuer)
+    monkeypatch.setenv("AUTH_AUDIENCE", app_env.idp.audience)
+    monkeypatch.setenv("AUTH_JWKS_URL", f"http://127.0.0.1:{server.port}/jwks.json")
+    yield jwks
+    released.set()
+    server.shutdown()
+
+
+def timed_burst(token: str, requests: int = 8) -> list[tuple[int, float]]:
+    """(status, seconds) of `requests` send_sms made at once with token."""
+    start = threading.Barrier(requests)
+
+    def one(_):
+        start.wait()
+        began = time.monotonic()
+        response = sms("Bearer " + token)
+        return response.status_code, time.monotonic() - began
+
+    with ThreadPoolExecutor(requests) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+@pytest.mark.parametrize("mode", ["hang", "error"])
+def test_identity_jwks_outage_concurrent_requests_share_one_fetch_and_remember_its_failure(failing_jwks, app_env,
+                                                                                           mode):
+    failing_jwks["mode"] = mode
+    token = app_env.idp.token()
+    first = timed_burst(token)
+    assert [status for status, _ in first] == [503] * 8
+    assert max(seconds for _, seconds in first) < 0.5 + 0.7  # no request waits longer than one fetch timeout
+    assert failing_jwks["fetches"] == 1
+    second = timed_burst(token)  # within FAILED_FETCH_SECONDS: the failure is remembered
+    assert [status for status, _ in second] == [503] * 8
+    assert max(seconds for _, seconds in second) < 0.3
+    assert failing_jwks["fetches"] == 1
     assert app_env.requests == []
 
 
