@@ -102,6 +102,7 @@ def _menu(menu: Menu, attempt: int, before: str | None = None) -> str:
 
 def _voicemail(settings: Settings, caller: str) -> str:
     """VOICEMAIL_GREETING, then <Record>; the recording's status callback sends the SMS notice."""
+    settings.voicemail_notify_sms  # noqa: B018 - if invalid: 503 now, not a message recorded that nobody hears of
     return twiml.record(settings.voicemail_greeting, settings.voicemail_max_seconds, action=step_url("recorded"),
                         status_callback=step_url("recording", caller=caller))
 

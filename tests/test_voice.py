@@ -247,16 +247,23 @@ def test_step_with_a_forged_signature_is_403(voice):
     assert voice_webhook.main(request).status_code == 403
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("INBOUND_CALL_FLOW", "ivr"), ("CALL_MENU", "{not json"), ("CALL_MENU", json.dumps({"prompt": "Hi"})),
-    ("CALL_MENU", json.dumps({**MENU, "options": {"1": {"forward": "+19005550123"}}})),
-    ("CALL_MENU", json.dumps({**MENU, "options": {"12": {"say": "two digits"}}})),
-    ("FORWARD_TO", "+19005550123"), ("VOICEMAIL_NOTIFY_SMS", "not a number"), ("FORWARD_TIMEOUT_SECONDS", "0"),
+@pytest.mark.parametrize(("name", "value", "flow"), [
+    ("INBOUND_CALL_FLOW", "ivr", "ivr"), ("CALL_MENU", "{not json", "menu"),
+    ("CALL_MENU", json.dumps({"prompt": "Hi"}), "menu"),
+    ("CALL_MENU", json.dumps({**MENU, "options": {"1": {"forward": "+19005550123"}}}), "menu"),
+    ("CALL_MENU", json.dumps({**MENU, "options": {"12": {"say": "two digits"}}}), "menu"),
+    ("FORWARD_TO", "+19005550123", "forward"), ("VOICEMAIL_NOTIFY_SMS", "not a number", "voicemail"),
+    ("FORWARD_TIMEOUT_SECONDS", "0", "forward"),
 ])
-def test_bad_call_flow_setting_returns_503_naming_it(voice, monkeypatch, name, value):
+def test_bad_call_flow_setting_returns_503_naming_it_in_the_flow_using_it(voice, monkeypatch, name, value, flow):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", flow)
+    monkeypatch.setenv("FORWARD_TO", "+14155550177")
     monkeypatch.setenv(name, value)
     response = voice_webhook.main(signed_form(HOOK, inbound()))
     assert response.status_code == 503 and name in body_of(response)["error"]["message"]
+    if flow != "ivr":  # the other flows do not read it
+        monkeypatch.setenv("INBOUND_CALL_FLOW", "greeting")
+        assert verbs(twiml(inbound())) == ["Say"]
 
 
 @pytest.mark.parametrize(("flow", "setting"), [("forward", "FORWARD_TO"), ("menu", "CALL_MENU")])
