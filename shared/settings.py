@@ -234,6 +234,10 @@ class Settings:
 
     idempotency_ttl_hours: int = setting("IDEMPOTENCY_TTL_HOURS", "idempotency", _whole(1, 720), default=24)
 
+    # the level of the Azure SDK's HTTP logging (a multi-line dump of every Table Storage request at INFO)
+    azure_sdk_log_level: str = setting("AZURE_SDK_LOG_LEVEL", "logs", _one_of("debug", "info", "warning", "error"),
+                                       default="warning")
+
     twiml_app_sid: str | None = setting("TWILIO_TWIML_APP_SID", "in-app calling")
     push_credential_sid: str | None = setting("TWILIO_PUSH_CREDENTIAL_SID", "in-app calling")
     voice_token_ttl: int = setting("VOICE_TOKEN_TTL_SECONDS", "in-app calling", _whole(60, 86400), default=3600)
