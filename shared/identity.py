@@ -6,17 +6,12 @@ import hashlib
 import logging
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import azure.functions as func
 
 from shared.errors import AppError
 from shared.settings import Settings, SettingsError
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger("shared.identity")
 
@@ -115,36 +110,34 @@ class _KeySet:
         self._keys: dict[str | None, Any] | None = None  # None: never fetched
         self._last_refetch = float("-inf")
         self._failed_until = float("-inf")
-        self._fetch: Future[None] | None = None
-        self._fetcher: ThreadPoolExecutor | None = None
+        self._fetched: threading.Event | None = None  # the last fetch started: set once it has ended
 
     def key(self, settings: Settings, kid: str | None) -> Any:
         """The PyJWK for kid (a lone key also serves a token without kid), or None."""
         source = (settings.auth_issuer, settings.auth_jwks_url)
         with self._lock:
             if self._source != source:
-                self._source, self._keys, self._fetch = source, None, None
+                self._source, self._keys, self._fetched = source, None, None
                 self._last_refetch = self._failed_until = float("-inf")
             fetch = self._joined_fetch(settings, source, kid)
-        if fetch is not None:
-            try:
-                fetch.result(timeout=JWKS_TIMEOUT_SECONDS)
-            except (FutureTimeout, AppError):  # each waiter raises its own: one exception shared by threads is not
-                raise _auth_unavailable() from None
+        if fetch is not None and not fetch.wait(JWKS_TIMEOUT_SECONDS):
+            raise _auth_unavailable()
         with self._lock:
+            if fetch is not None and time.monotonic() < self._failed_until:  # the fetch waited for failed
+                raise _auth_unavailable()
             keys = self._keys or {}
             if kid is None and len(keys) == 1:
                 return next(iter(keys.values()))
             return keys.get(kid)
 
     def _joined_fetch(self, settings: Settings, source: tuple[str | None, str | None],
-                      kid: str | None) -> Future[None] | None:
+                      kid: str | None) -> threading.Event | None:
         """The fetch this request waits for (under the lock): the one in flight, a new one, or None when the keys
         at hand answer; 503 while a failed fetch is remembered."""
         if self._keys is not None and kid in self._keys:
             return None
-        if self._fetch is not None and not self._fetch.done():
-            return self._fetch  # one fetch in flight serves every request that needs it
+        if self._fetched is not None and not self._fetched.is_set():
+            return self._fetched  # one fetch in flight serves every request that needs it
         now = time.monotonic()
         if self._keys is not None and now - self._last_refetch < REFETCH_INTERVAL_SECONDS:
             return None
@@ -152,29 +145,27 @@ class _KeySet:
             raise _auth_unavailable()
         if self._keys is not None:
             self._last_refetch = now
-        if self._fetcher is None:
-            from concurrent.futures import ThreadPoolExecutor  # imported on use: webhooks never fetch keys
+        self._fetched = threading.Event()
+        threading.Thread(target=self._fetch, args=(settings, source, self._fetched), name="jwks-fetch",
+                         daemon=True).start()
+        return self._fetched
 
-            self._fetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jwks")
-        self._fetch = self._fetcher.submit(self._refresh, settings, source)
-        return self._fetch
-
-    def _refresh(self, settings: Settings, source: tuple[str | None, str | None]) -> None:
-        """Fetch the keys (in the fetcher's thread) and keep them, or remember the failure."""
+    def _fetch(self, settings: Settings, source: tuple[str | None, str | None], fetched: threading.Event) -> None:
+        """Fetch the keys and keep them, or remember that the fetch failed; then set fetched."""
+        keys = None
         try:
             keys = _fetch_keys(settings)
-        except AppError:
+        finally:  # a bug too must end the fetch, or every request would wait for it
             with self._lock:
-                if self._source == source:
+                if self._source == source and keys is not None:
+                    self._keys = keys
+                elif self._source == source:
                     self._failed_until = time.monotonic() + FAILED_FETCH_SECONDS
-            raise
-        with self._lock:
-            if self._source == source:
-                self._keys = keys
+            fetched.set()
 
 
-def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
-    """{kid: PyJWK} of the JWKS's asymmetric signing keys; 503 auth_unavailable if it cannot be had."""
+def _fetch_keys(settings: Settings) -> dict[str | None, Any] | None:
+    """{kid: PyJWK} of the JWKS's asymmetric signing keys; None (logged) if it cannot be had."""
     import requests
     from jwt import PyJWK
     from jwt.exceptions import PyJWKError
@@ -195,7 +186,7 @@ def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
         return keys
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         logger.warning("Could not fetch the identity provider's keys: %s", type(exc).__name__)
-        raise _auth_unavailable() from None
+        return None
 
 
 def _auth_unavailable() -> AppError:
