@@ -310,6 +310,31 @@ def test_voice_identity_lookalike_identities_stay_distinct():
     assert voice_identity("bob.smith") == "bob_2esmith" and voice_identity("josé") == "jos_e9"
 
 
+ESCAPED = re.compile(r"([A-Za-z0-9])|(__)|_([0-9a-f]{2})|_u([0-9a-f]{4})|_U([0-9a-f]{8})")
+
+
+def unescaped(mapped: str) -> str:
+    """The identity an escaped Voice SDK identity came from, read token by token (AssertionError if none)."""
+    identity, position = [], 0
+    while position < len(mapped):
+        token = ESCAPED.match(mapped, position)
+        assert token is not None, mapped
+        plain, underscore, *codes = token.groups()
+        identity.append(plain or (underscore and "_") or chr(int(next(code for code in codes if code), 16)))
+        position = token.end()
+    return "".join(identity)
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=150))
+def test_voice_identity_every_identity_is_read_back_or_hashed_apart(identity):
+    mapped = voice_identity(identity)
+    assert SDK_ALPHABET.fullmatch(mapped) and len(mapped) <= VOICE_IDENTITY_MAX
+    if mapped.startswith("_z"):  # no escaped form starts so: '_' is followed by '_', a hex digit, 'u' or 'U'
+        assert len(mapped) == 66
+    else:
+        assert unescaped(mapped) == identity
+
+
 @given(st.text(), st.text())
 def test_voice_identity_any_two_identities_map_apart_into_the_sdk_alphabet(first, second):
     for identity in (first, second):
