@@ -1,4 +1,5 @@
-"""Who is calling: bearer JWTs validated against the sandbox's OpenID provider, Easy Auth, and anonymous mode."""
+"""Who is calling: bearer JWTs validated against the sandbox's OpenID provider (also while it is down), Easy Auth,
+anonymous mode; the identity as log lines and the Voice SDK show it."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 import make_call
 import send_sms
