@@ -128,6 +128,14 @@ def wire_identity(sandbox: Any, with_quotas: bool) -> bool:
     return True
 
 
+def invalid_settings() -> list[str]:
+    """One line per invalid app setting, named with what it allows (never its value)."""
+    from shared.settings import invalid_setting, load_settings
+
+    return [f"Invalid setting: {invalid_setting(name)}; the functions that read it answer 503 not_configured"
+            for name in load_settings().invalid]
+
+
 def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
                   signed_in: bool = False) -> list[tuple[str, str]]:
     """(title, command) pairs a user can paste into a shell, in order (a token first, when signing in)."""
@@ -297,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Functions:")
             for name in sorted(server.functions):
                 print(f"  {name}: {server.url_template(name)}")
+        for line in invalid_settings():
+            print(line)
         print("\nTry it (copy-paste):")
         for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None, signed_in):
             print(f"\n# {title}\n{command}")

@@ -12,6 +12,8 @@ from shared.call_menu import Forward, Menu, Say
 from shared.channels import CALL
 from shared.errors import AppError
 from shared.fields import LANGUAGE_PATTERN, VOICE_PATTERN
+from shared.identity import VoiceIdentity
+from shared.logtext import shown
 from shared.phone import is_blocked, mask, require_allowed_destination, to_e164
 from shared.settings import Settings, SettingsError
 
@@ -47,7 +49,7 @@ def answer(param: Param, query: str, settings: Settings) -> str:
     if outbound:
         return _greeting(ours, settings)
     if caller.startswith("client:"):
-        return _client_call(caller[len("client:"):], param("To"), settings)
+        return _client_call(VoiceIdentity(caller[len("client:"):]), param("To"), settings)
     if settings.inbound_call_flow == "greeting":
         return _greeting({}, settings)
     if settings.inbound_call_flow == "forward":
@@ -88,7 +90,7 @@ def _client_call(identity: str, to: str, settings: Settings) -> str:
         with quota.charged(settings, CALL, identity, number):
             pass  # Twilio dials after this answer: the slot is taken now, the same bucket as make_call's
     except AppError as exc:
-        logger.info("Client call from %s refused: %s", identity, exc.code)
+        logger.info("Client call from %s refused: %s", shown(identity), exc.code)
         return twiml.refuse(REFUSALS.get(exc.code, "This call cannot be placed right now."))
     return twiml.dial([number], time_limit=settings.call_time_limit, caller_id=settings.phone_number)
 
@@ -106,6 +108,7 @@ def _menu(settings: Settings, menu: Menu, attempt: int, before: str | None = Non
 
 def _voicemail(settings: Settings, caller: str) -> str:
     """VOICEMAIL_GREETING, then <Record>; the recording's status callback sends the SMS notice."""
+    settings.voicemail_notify_sms  # noqa: B018 - if invalid: 503 now, not a message recorded that nobody hears of
     return twiml.record(settings.voicemail_greeting, settings.voicemail_max_seconds,
                         action=step_url(settings, "recorded"),
                         status_callback=step_url(settings, "recording", caller=caller))
@@ -153,7 +156,7 @@ def _recording(param: Param, ours: Ours, settings: Settings) -> str:
 
 
 def _unknown_step(param: Param, ours: Ours, settings: Settings) -> str:
-    return _refused(f"the step {ours['step'][:32]!r}")
+    return _refused(f"the step {shown(ours['step'])}")
 
 
 def _refused(what: str) -> str:

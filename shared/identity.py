@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -18,8 +18,10 @@ logger = logging.getLogger("shared.identity")
 ANONYMOUS = "anonymous"
 LEEWAY_SECONDS = 60
 REFETCH_INTERVAL_SECONDS = 60  # an unknown `kid` refetches the JWKS at most this often
-JWKS_TIMEOUT_SECONDS = 5.0
+JWKS_TIMEOUT_SECONDS = 5.0  # each request to the issuer, and the most a request waits for the keys
+FAILED_FETCH_SECONDS = 10  # a failed JWKS fetch is not tried again for this long: 503 at once meanwhile
 ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
+VOICE_IDENTITY_MAX = 121  # the longest client identity the Voice SDKs accept
 
 
 def caller_identity(req: func.HttpRequest, settings: Settings) -> str:
@@ -41,9 +43,30 @@ def caller_identity(req: func.HttpRequest, settings: Settings) -> str:
 
 
 def voice_identity(identity: str) -> str:
-    """The caller's identity as Twilio Voice SDK client and per-user quota subject: letters, digits and '_' are kept,
-    every other character becomes '_' ('auth0|5f3c' -> 'auth0_5f3c')."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", identity)
+    """The caller's identity as Twilio Voice SDK client name and per-user quota subject, one to one: letters and
+    digits only stay as they are; otherwise '_' becomes '__' and every other character '_xx', '_uxxxx' or
+    '_Uxxxxxxxx' (its code point in lower-case hex): 'bob.smith' -> 'bob_2esmith', 'bob_smith' -> 'bob__smith'.
+    Longer than the SDK's VOICE_IDENTITY_MAX characters: '_z' + the SHA-256 of the whole identity, which no
+    escaped form starts with. Never mapped twice: a VoiceIdentity is returned as it is."""
+    if isinstance(identity, VoiceIdentity):
+        return identity
+    if identity.isascii() and identity.isalnum() and len(identity) <= VOICE_IDENTITY_MAX:
+        return VoiceIdentity(identity)
+    escaped = "".join(char if char.isascii() and char.isalnum() else _escape(char) for char in identity)
+    if 0 < len(escaped) <= VOICE_IDENTITY_MAX:
+        return VoiceIdentity(escaped)
+    return VoiceIdentity("_z" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+class VoiceIdentity(str):
+    """A name already in the Voice SDK's form: voice_identity's result, or a client as Twilio names it in From."""
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char == "_":
+        return "__"
+    return f"_{code:02x}" if code < 0x100 else f"_u{code:04x}" if code < 0x10000 else f"_U{code:08x}"
 
 
 def _token_subject(req: func.HttpRequest, settings: Settings) -> str:
@@ -77,30 +100,72 @@ def _unauthenticated(message: str, error: str | None) -> AppError:
 
 
 class _KeySet:
-    """The issuer's signing keys, fetched once per process; an unknown `kid` refetches at most once a minute."""
+    """The issuer's signing keys, fetched once per process; an unknown `kid` refetches at most once a minute. One
+    fetch at a time runs, in a thread of its own, and every request that needs it waits for that one, at most
+    JWKS_TIMEOUT_SECONDS; a failed fetch is remembered for FAILED_FETCH_SECONDS, answering 503 without fetching."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._source: tuple[str | None, str | None] | None = None
-        self._keys: dict[str | None, Any] = {}
+        self._keys: dict[str | None, Any] | None = None  # None: never fetched
         self._last_refetch = float("-inf")
+        self._failed_until = float("-inf")
+        self._fetched: threading.Event | None = None  # the last fetch started: set once it has ended
 
     def key(self, settings: Settings, kid: str | None) -> Any:
         """The PyJWK for kid (a lone key also serves a token without kid), or None."""
+        source = (settings.auth_issuer, settings.auth_jwks_url)
         with self._lock:
-            source = (settings.auth_issuer, settings.auth_jwks_url)
             if self._source != source:
-                self._keys, self._source, self._last_refetch = _fetch_keys(settings), source, float("-inf")
-            elif kid not in self._keys and time.monotonic() - self._last_refetch >= REFETCH_INTERVAL_SECONDS:
-                self._last_refetch = time.monotonic()
-                self._keys = _fetch_keys(settings)
-            if kid is None and len(self._keys) == 1:
-                return next(iter(self._keys.values()))
-            return self._keys.get(kid)
+                self._source, self._keys, self._fetched = source, None, None
+                self._last_refetch = self._failed_until = float("-inf")
+            fetch = self._joined_fetch(settings, source, kid)
+        if fetch is not None and not fetch.wait(JWKS_TIMEOUT_SECONDS):
+            raise _auth_unavailable()
+        with self._lock:
+            if fetch is not None and time.monotonic() < self._failed_until:  # the fetch waited for failed
+                raise _auth_unavailable()
+            keys = self._keys or {}
+            if kid is None and len(keys) == 1:
+                return next(iter(keys.values()))
+            return keys.get(kid)
+
+    def _joined_fetch(self, settings: Settings, source: tuple[str | None, str | None],
+                      kid: str | None) -> threading.Event | None:
+        """The fetch this request waits for (under the lock): the one in flight, a new one, or None when the keys
+        at hand answer; 503 while a failed fetch is remembered."""
+        if self._keys is not None and kid in self._keys:
+            return None
+        if self._fetched is not None and not self._fetched.is_set():
+            return self._fetched  # one fetch in flight serves every request that needs it
+        now = time.monotonic()
+        if self._keys is not None and now - self._last_refetch < REFETCH_INTERVAL_SECONDS:
+            return None
+        if now < self._failed_until:
+            raise _auth_unavailable()
+        if self._keys is not None:
+            self._last_refetch = now
+        self._fetched = threading.Event()
+        threading.Thread(target=self._fetch, args=(settings, source, self._fetched), name="jwks-fetch",
+                         daemon=True).start()
+        return self._fetched
+
+    def _fetch(self, settings: Settings, source: tuple[str | None, str | None], fetched: threading.Event) -> None:
+        """Fetch the keys and keep them, or remember that the fetch failed; then set fetched."""
+        keys = None
+        try:
+            keys = _fetch_keys(settings)
+        finally:  # a bug too must end the fetch, or every request would wait for it
+            with self._lock:
+                if self._source == source and keys is not None:
+                    self._keys = keys
+                elif self._source == source:
+                    self._failed_until = time.monotonic() + FAILED_FETCH_SECONDS
+            fetched.set()
 
 
-def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
-    """{kid: PyJWK} of the JWKS's asymmetric signing keys; 503 auth_unavailable if it cannot be had."""
+def _fetch_keys(settings: Settings) -> dict[str | None, Any] | None:
+    """{kid: PyJWK} of the JWKS's asymmetric signing keys; None (logged) if it cannot be had."""
     import requests
     from jwt import PyJWK
     from jwt.exceptions import PyJWKError
@@ -121,8 +186,12 @@ def _fetch_keys(settings: Settings) -> dict[str | None, Any]:
         return keys
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         logger.warning("Could not fetch the identity provider's keys: %s", type(exc).__name__)
-        raise AppError(503, "auth_unavailable", "Sign-in cannot be checked right now (the identity provider's "
-                       "keys could not be fetched); try again later.") from None
+        return None
+
+
+def _auth_unavailable() -> AppError:
+    return AppError(503, "auth_unavailable", "Sign-in cannot be checked right now (the identity provider's keys "
+                    "could not be fetched); try again later.")
 
 
 def _get_json(url: str) -> Any:

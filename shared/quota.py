@@ -72,7 +72,7 @@ def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Ite
 def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: datetime) -> list[Slot]:
     slots = []
     for quota, subject in channel.quotas:
-        limit = settings.quotas.get(quota)
+        limit = settings.quota(quota)  # only this channel's: an invalid one breaks no other channel
         if not limit:
             continue
         if quota.endswith("_PER_HOUR"):

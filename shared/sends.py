@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from shared import quota, state
 from shared.channels import CALL, SMS, Channel
 from shared.errors import AppError
+from shared.logtext import shown
 from shared.phone import mask
 from shared.settings import Settings, SettingsError
 from shared.timestamps import from_rfc2822, now_z
@@ -58,7 +59,7 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
         resource = create(settings, channel, params)
     sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
                 from_rfc2822(resource.get("date_created")))
-    logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)
+    logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), shown(identity))
     _record(settings, channel, sent, identity, callback_registered=ours is not None)
     return sent
 

@@ -21,14 +21,14 @@ FORWARDS = ("phone_number", *GUARD)  # and a number the inbound flows forward to
 
 
 class SettingsError(AppError):
-    """A required app setting is missing or invalid (names only, never values)."""
+    """A required app setting is missing or invalid (names only, never values; an invalid one with what it allows)."""
 
     def __init__(self, missing: tuple[str, ...] = (), invalid: tuple[str, ...] = ()):
         parts = []
         if missing:
             parts.append("missing app setting(s): " + ", ".join(missing))
         if invalid:
-            parts.append("invalid app setting(s): " + ", ".join(invalid))
+            parts.append("invalid app setting(s): " + ", ".join(map(invalid_setting, invalid)))
         super().__init__(
             503,
             "not_configured",
@@ -37,6 +37,14 @@ class SettingsError(AppError):
         )
         self.missing = missing
         self.invalid = invalid
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """What a setting that does not parse holds: reading it raises SettingsError naming it (with the invalid
+    settings its parser uses), so one bad setting breaks only the functions that read it."""
+
+    names: tuple[str, ...]
 
 
 def setting(env: str, concern: str, parse: Callable[..., Any] = str, *, default: Any = None,
@@ -55,6 +63,8 @@ def _whole(low: int, high: float = math.inf) -> Callable[[str], int]:
             raise ValueError(raw)
         return int(raw)
 
+    parse.allowed = f"a whole number from {low}" + (  # type: ignore[attr-defined]
+        f" to {high}" if high < math.inf else "")
     return parse
 
 
@@ -66,6 +76,7 @@ def _one_of(*choices: str) -> Callable[[str], str]:
             raise ValueError(raw)
         return raw.lower()
 
+    parse.allowed = "one of: " + ", ".join(choices)  # type: ignore[attr-defined]
     return parse
 
 
@@ -105,6 +116,9 @@ def _flag(raw: str) -> bool:
     if raw.lower() not in ("true", "false", "1", "0"):
         raise ValueError(raw)
     return raw.lower() in ("true", "1")
+
+
+_flag.allowed = "true or false"  # type: ignore[attr-defined]
 
 
 def _azure_flag(raw: str) -> bool:
@@ -235,6 +249,10 @@ class Settings:
 
     idempotency_ttl_hours: int = setting("IDEMPOTENCY_TTL_HOURS", "idempotency", _whole(1, 720), default=24)
 
+    # the level of the Azure SDK's HTTP logging (a multi-line dump of every Table Storage request at INFO)
+    azure_sdk_log_level: str = setting("AZURE_SDK_LOG_LEVEL", "logs", _one_of("debug", "info", "warning", "error"),
+                                       default="warning")
+
     twiml_app_sid: str | None = setting("TWILIO_TWIML_APP_SID", "in-app calling")
     push_credential_sid: str | None = setting("TWILIO_PUSH_CREDENTIAL_SID", "in-app calling")
     voice_token_ttl: int = setting("VOICE_TOKEN_TTL_SECONDS", "in-app calling", _whole(60, 86400), default=3600)
@@ -255,12 +273,23 @@ class Settings:
     storage_table_uri: str | None = setting("AzureWebJobsStorage__tableServiceUri", "storage", _url)
 
     present: frozenset[str] = field(default=frozenset(), repr=False)  # the names of the settings that are set
+    invalid: tuple[str, ...] = field(default=(), repr=False)  # the names of those that are set but invalid
+
+    def __getattribute__(self, name: str) -> Any:
+        """A field's value; SettingsError if the setting is invalid: only what reads it fails."""
+        value = object.__getattribute__(self, name)
+        if type(value) is Invalid:
+            raise SettingsError(invalid=value.names)
+        return value
 
     @property
     def quotas(self) -> Mapping[str, int]:
         """QUOTA_* setting -> limit, only those set above 0."""
-        return {f.metadata["env"]: limit for f in DECLARED if f.metadata["concern"] == "quotas"
-                and (limit := getattr(self, f.name))}
+        return {name: limit for name in QUOTA_SETTINGS if (limit := self.quota(name))}
+
+    def quota(self, name: str) -> int:
+        """The limit of the QUOTA_* setting name (0: unlimited); reads that setting only."""
+        return getattr(self, FIELD_NAMES[name])
 
     @property
     def storage_configured(self) -> bool:
@@ -295,6 +324,14 @@ class Settings:
 DECLARED: tuple[Field[Any], ...] = tuple(f for f in fields(Settings) if "env" in f.metadata)  # in declaration order
 SETTING_NAMES = tuple(f.metadata["env"] for f in DECLARED)
 QUOTA_SETTINGS = tuple(f.metadata["env"] for f in DECLARED if f.metadata["concern"] == "quotas")
+FIELD_NAMES = {f.metadata["env"]: f.name for f in DECLARED}  # setting -> Settings field
+# setting -> what its parser accepts, for those whose parser says ("one of: greeting, forward, menu, voicemail")
+ALLOWED = {f.metadata["env"]: f.metadata["parse"].allowed for f in DECLARED if hasattr(f.metadata["parse"], "allowed")}
+
+
+def invalid_setting(name: str) -> str:
+    """An invalid setting's name, with the values it allows where they are few: 'INBOUND_CALL_FLOW (one of: ...)'."""
+    return f"{name} ({ALLOWED[name]})" if name in ALLOWED else name
 
 
 def load_settings() -> Settings:
@@ -303,20 +340,24 @@ def load_settings() -> Settings:
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:
-    """Read every declared setting from env, in declaration order; one SettingsError names each invalid one."""
+    """Read every declared setting from env, in declaration order. An invalid one, or one whose parser uses an
+    invalid one, holds an Invalid marker: only reading it raises SettingsError."""
     values: dict[str, Any] = {}
     present, invalid = [], []
     for f in DECLARED:
         name, parse, uses = f.metadata["env"], f.metadata["parse"], f.metadata["uses"]
         raw = env.get(name, "").strip()
-        values[f.name] = f.default  # also what a later parser gets when this one is invalid
+        values[f.name] = f.default
         if not raw:
             continue
         present.append(name)
+        used = [values[other] for other in uses]
+        # parsed with an invalid setting (a FORWARD_TO number with an invalid DEFAULT_REGION): invalid too
+        broken = tuple(dict.fromkeys(n for value in used if type(value) is Invalid for n in value.names))
         try:
-            values[f.name] = parse(raw, *(values[used] for used in uses))
+            values[f.name] = Invalid((name, *broken)) if broken else parse(raw, *used)
         except ValueError:
+            values[f.name] = Invalid((name,))
+        if type(values[f.name]) is Invalid:
             invalid.append(name)
-    if invalid:
-        raise SettingsError(invalid=tuple(invalid))
-    return Settings(**values, present=frozenset(present))
+    return Settings(**values, present=frozenset(present), invalid=tuple(invalid))

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 logger = logging.getLogger("shared.state")
+# Logs every request and response of the Azure SDK at INFO, headers and all, in many lines: in Azure that is
+# Application Insights cost. It stays at AZURE_SDK_LOG_LEVEL (WARNING unless set).
+SDK_HTTP_LOGGER = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
 
 TIMEOUT_SECONDS = 5.0
 STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri")
@@ -51,6 +54,9 @@ class Stored(NamedTuple):
 def table(settings: Settings, name: str) -> TableClient:
     """A client for table `name`, created in the storage account on first use in this process."""
     global _service
+    level = settings.azure_sdk_log_level.upper()
+    if logging.getLevelName(SDK_HTTP_LOGGER.level) != level:  # set once: setLevel clears every logger's cache
+        SDK_HTTP_LOGGER.setLevel(level)
     key = (settings.storage_connection_string, settings.storage_account_name, settings.storage_table_uri)
     with _lock:
         if _service is None or _service[0] != key:

@@ -46,6 +46,7 @@ def verify(req: func.HttpRequest, settings: Settings) -> None:
     media_type, body = request_body(req)
     if body.count(b"&") >= MAX_PARAMS:
         raise _forgery(f"more than {MAX_PARAMS} parameters")
+    settings.public_base_url, settings.website_hostname  # noqa: B018 - an invalid one is 503 not_configured, not 403
     try:
         urls = signed_url_candidates(req, settings)
         query = parse_qs(urlsplit(urls[0]).query)

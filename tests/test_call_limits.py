@@ -69,6 +69,7 @@ def test_client_call_to_a_satellite_number_says_why_and_never_dials(app_env):
 
 
 def test_forward_to_a_satellite_number_is_an_invalid_setting(app_env, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "forward")  # an invalid setting answers 503 where it is read
     monkeypatch.setenv("FORWARD_TO", "+881612345678")
     response = voice_webhook.main(signed_form(HOOK, inbound()))
     assert response.status_code == 503 and "FORWARD_TO" in body_of(response)["error"]["message"]
@@ -106,11 +107,12 @@ def test_call_max_minutes_invalid_returns_503_naming_it(app_env, monkeypatch, va
 
 
 # -- an inbound flow that would dial the app itself ----------------------------------------------------------------
-@pytest.mark.parametrize(("name", "value"), [
-    ("FORWARD_TO", "+14155550177, (500) 555-0006"),
-    ("CALL_MENU", json.dumps({"prompt": "Press 2", "options": {"2": {"forward": "+1 500 555 0006"}}})),
+@pytest.mark.parametrize(("flow", "name", "value"), [
+    ("forward", "FORWARD_TO", "+14155550177, (500) 555-0006"),
+    ("menu", "CALL_MENU", json.dumps({"prompt": "Press 2", "options": {"2": {"forward": "+1 500 555 0006"}}})),
 ])
-def test_forward_to_the_apps_own_number_returns_503_naming_the_setting(app_env, monkeypatch, name, value):
+def test_forward_to_the_apps_own_number_returns_503_naming_the_setting(app_env, monkeypatch, flow, name, value):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", flow)  # an invalid setting answers 503 where it is read
     monkeypatch.setenv("DEFAULT_REGION", "US")
     monkeypatch.setenv(name, value)
     response = voice_webhook.main(signed_form(HOOK, inbound()))

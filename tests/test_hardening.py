@@ -95,7 +95,6 @@ BAD_SETTINGS = {
                         "https://example.com/#top", "ftp://example.com", "https://user:pw@example.com"],
     "TWILIO_API_BASE_URL": ["http://127.0.0.1:99999", "http://127.0.0.1/?x", "http://127.0.0.1/#x"],
     "DEFAULT_REGION": ["XX", "USA", "1"],
-    "BLOCKED_NUMBERS": ["(415) 555-0199", "+1415abc0199", "client:", "nobody"],
     "ALLOWED_DESTINATION_COUNTRIES": ["XX", "US,ZZ"],
     "ALLOWED_DESTINATION_PREFIXES": ["1", "+1a"],
     "WEBSITE_HOSTNAME": ["exa mple.net", "example.net:abc", "user@example.net"],
@@ -111,6 +110,25 @@ def test_settings_invalid_value_returns_503_naming_it(app_env, monkeypatch, name
     assert name in error["message"]
     assert value not in error["message"] or value in name  # names only, never values
     assert creates(app_env, "Messages") == 0
+
+
+@pytest.mark.parametrize("value", ["(415) 555-0199", "+1415abc0199", "client:", "nobody"])
+def test_settings_invalid_blocked_numbers_answers_503_naming_it_where_read(monkeypatch, value):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("BLOCKED_NUMBERS", value)
+    response = sms_webhook.main(signed_form(HOOK_URL, {"From": "+14155550199", "Body": "hi"}))
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (503, "not_configured")
+    assert "BLOCKED_NUMBERS" in error["message"] and value not in error["message"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("PUBLIC_BASE_URL", "https://example.com:99999"),
+                                             ("WEBSITE_HOSTNAME", "exa mple.net")])
+def test_settings_invalid_public_origin_on_a_webhook_answers_503_not_403(monkeypatch, name, value):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv(name, value)
+    response = sms_webhook.main(signed_form(HOOK_URL, {"From": "+14155550199", "Body": "hi"}))
+    assert (response.status_code, body_of(response)["error"]["code"]) == (503, "not_configured")
 
 
 @pytest.mark.parametrize("entry", ["anonymous", "Restricted", "unavailable", "client:alice"])

@@ -62,6 +62,13 @@ def test_quota_per_user_calls_counts_calls_not_sms(stateful, monkeypatch):
     assert creates(stateful, "Calls") == 1
 
 
+def test_quota_per_user_lookalike_identities_have_a_bucket_each(stateful, monkeypatch):
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
+    users = ["bob.smith", "bob-smith", "bob_smith", "josé", "josè"]
+    assert [sms(user).status_code for user in users] == [201] * len(users)
+    assert [sms(user).status_code for user in users] == [429] * len(users)
+
+
 def test_quota_app_wide_sms_is_shared_by_every_user(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "2")
     assert (sms("alice").status_code, sms("bob").status_code) == (201, 201)

@@ -1,5 +1,5 @@
-"""App settings: the declaration and README's table of it, parsing (defaults, errors, the typed call menu), and the
-decorators handing them to each handler once per request."""
+"""App settings: the declaration and README's table of it, parsing (defaults, errors, the typed call menu), the
+decorators handing them to each handler once per request, and an invalid one breaking only what reads it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from dataclasses import MISSING, fields
 import azure.functions as func
 import pytest
 
+import make_call
+import send_sms
 import sms_webhook
 import voice_token
+import voice_webhook
 from shared import api, webhook
 from shared.call_menu import Forward, Menu, Say, Voicemail
-from shared.settings import (DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, load_settings,
+from shared.settings import (ALLOWED, DECLARED, QUOTA_SETTINGS, SETTING_NAMES, Settings, SettingsError, load_settings,
                              parse_settings)
-from tests.support import AUTH_TOKEN, ROOT, body_of, json_request, signed_form
+from tests.support import AUTH_TOKEN, RECIPIENT, ROOT, SENDER, body_of, creates, json_request, signed_form
 
 MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
         "options": {"1": {"say": "We are open nine to five."}, "2": {"forward": "+14155550177"},
@@ -24,9 +27,9 @@ MENU = {"prompt": "Press 1 for hours, 2 for sales, 3 to leave a message.",
 
 
 # -- the declaration ---------------------------------------------------------------------------------------------
-def test_settings_every_field_but_present_declares_env_concern_parser_and_default():
+def test_settings_every_field_but_present_and_invalid_declares_env_concern_parser_and_default():
     for f in fields(Settings):
-        if f.name == "present":
+        if f.name in ("present", "invalid"):
             continue
         assert f.metadata["env"] and f.metadata["concern"], f.name
         assert callable(f.metadata["parse"]) and f.default is not MISSING, f.name
@@ -34,7 +37,7 @@ def test_settings_every_field_but_present_declares_env_concern_parser_and_defaul
 
 def test_setting_names_are_the_declared_env_names_each_once():
     assert SETTING_NAMES == tuple(f.metadata["env"] for f in DECLARED)
-    assert len(set(SETTING_NAMES)) == len(SETTING_NAMES) == len(fields(Settings)) - 1
+    assert len(set(SETTING_NAMES)) == len(SETTING_NAMES) == len(fields(Settings)) - 2
 
 
 def test_settings_parser_uses_only_settings_declared_before_it():
@@ -113,16 +116,32 @@ def test_parse_settings_valid_value_parses_to_its_type(name, raw, expected):
     ("FORWARD_TIMEOUT_SECONDS", "4"), ("VOICEMAIL_MAX_SECONDS", "14401"), ("QUOTA_SMS_PER_DAY", "-1"),
     ("AUTH_EASY_AUTH", "yes"), ("AUTH_ISSUER", "issuer"), ("AzureWebJobsStorage__tableServiceUri", "tables"),
 ])
-def test_parse_settings_value_out_of_range_raises_settings_error_naming_it(name, raw):
+def test_parse_settings_value_out_of_range_raises_settings_error_naming_it_when_read(name, raw):
+    settings = parse_settings({name: raw})
+    assert settings.invalid == (name,)
+    [f] = [f for f in DECLARED if f.metadata["env"] == name]
     with pytest.raises(SettingsError) as raised:
-        parse_settings({name: raw})
-    assert raised.value.invalid == (name,) and raw not in raised.value.message
+        getattr(settings, f.name)
+    assert raised.value.invalid == (name,) and raw not in raised.value.message.replace(ALLOWED.get(name, ""), "")
 
 
-def test_parse_settings_invalid_region_later_parsers_get_its_default_and_every_invalid_one_is_named():
+def test_parse_settings_invalid_setting_breaks_only_its_own_field():
+    settings = parse_settings({"INBOUND_CALL_FLOW": "ivr", "CALL_MENU": "{not json", "VOICE_NAME": "Polly.Joanna"})
+    assert settings.invalid == ("INBOUND_CALL_FLOW", "CALL_MENU")
+    assert (settings.voice_name, settings.forward_to, settings.http_timeout) == ("Polly.Joanna", (), 10.0)
     with pytest.raises(SettingsError) as raised:
-        parse_settings({"DEFAULT_REGION": "XX", "BLOCKED_NUMBERS": "(415) 555-0199", "FORWARD_TO": "(415) 555-0177"})
-    assert raised.value.invalid == ("DEFAULT_REGION", "BLOCKED_NUMBERS", "FORWARD_TO")
+        settings.inbound_call_flow  # noqa: B018
+    assert raised.value.invalid == ("INBOUND_CALL_FLOW",)
+    assert "INBOUND_CALL_FLOW (one of: greeting, forward, menu, voicemail)" in raised.value.message
+
+
+def test_parse_settings_invalid_region_makes_the_settings_parsed_with_it_invalid_naming_both():
+    settings = parse_settings({"DEFAULT_REGION": "XX", "BLOCKED_NUMBERS": "(415) 555-0199",
+                               "FORWARD_TO": "+14155550177", "SMS_AUTO_REPLY": "hi"})
+    assert settings.invalid == ("DEFAULT_REGION", "BLOCKED_NUMBERS", "FORWARD_TO")
+    with pytest.raises(SettingsError) as raised:
+        settings.forward_to  # noqa: B018
+    assert raised.value.invalid == ("FORWARD_TO", "DEFAULT_REGION") and settings.sms_auto_reply == "hi"
 
 
 def test_parse_settings_number_settings_use_the_region_and_destination_guard_declared_before_them():
@@ -131,7 +150,7 @@ def test_parse_settings_number_settings_use_the_region_and_destination_guard_dec
     assert settings.blocked_numbers == {"+14155550199"}
     assert settings.forward_to == ("+14155550177", "client:alice") and settings.voicemail_notify_sms == "+14155550188"
     with pytest.raises(SettingsError) as raised:
-        parse_settings({"ALLOWED_DESTINATION_COUNTRIES": "GB", "FORWARD_TO": "+14155550177"})
+        parse_settings({"ALLOWED_DESTINATION_COUNTRIES": "GB", "FORWARD_TO": "+14155550177"}).forward_to  # noqa: B018
     assert raised.value.invalid == ("FORWARD_TO",)
 
 
@@ -163,7 +182,7 @@ def test_call_menu_unset_is_none():
 ])
 def test_call_menu_invalid_raises_settings_error_naming_call_menu(raw):
     with pytest.raises(SettingsError) as raised:
-        parse_settings({"CALL_MENU": raw})
+        parse_settings({"CALL_MENU": raw}).call_menu  # noqa: B018
     assert raised.value.invalid == ("CALL_MENU",)
 
 
@@ -208,14 +227,54 @@ def test_decorated_main_wrong_method_answers_405_without_loading_settings(loads,
 
 
 def test_mobile_api_invalid_setting_answers_503_json_naming_it(monkeypatch):
-    monkeypatch.setenv("TWILIO_HTTP_TIMEOUT_SECONDS", "soon")
+    monkeypatch.setenv("AUTH_EASY_AUTH", "yes")
     response = voice_token.main(json_request("http://localhost:7071/api/voice_token", {}))
     error = body_of(response)["error"]
     assert (response.status_code, error["code"]) == (503, "not_configured")
-    assert "TWILIO_HTTP_TIMEOUT_SECONDS" in error["message"]
+    assert "AUTH_EASY_AUTH (true or false)" in error["message"]
 
 
-def test_twilio_webhook_invalid_setting_answers_503_before_the_signature_check(monkeypatch):
+def test_twilio_webhook_invalid_setting_it_reads_answers_503(monkeypatch):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
     monkeypatch.setenv("BLOCKED_NUMBERS", "nobody")
     assert sms_webhook.main(signed_form("http://localhost:7071/api/sms_webhook", {"Body": "hi"})).status_code == 503
+
+
+# -- one bad setting breaks only the functions that read it ------------------------------------------------------
+def sms_request() -> func.HttpRequest:
+    return json_request("http://localhost:7071/api/send_sms", {"to": RECIPIENT, "body": "hi"})
+
+
+def inbound_call() -> func.HttpRequest:
+    return signed_form("http://localhost:7071/api/voice_webhook", {"CallSid": "CA" + "c" * 32, "From": "+14155550100",
+                                                                  "To": SENDER, "Direction": "inbound"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("INBOUND_CALL_FLOW", "ivr"), ("CALL_MENU", "{not json"),
+                                             ("FORWARD_TIMEOUT_SECONDS", "soon"), ("VOICE_TOKEN_TTL_SECONDS", "59")])
+def test_send_sms_voice_only_setting_invalid_still_sends(app_env, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert send_sms.main(sms_request()).status_code == 201
+    assert creates(app_env, "Messages") == 1
+
+
+def test_voice_webhook_inbound_call_with_invalid_flow_answers_503_naming_the_allowed_flows(app_env, monkeypatch):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "ivr")
+    response = voice_webhook.main(inbound_call())
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (503, "not_configured")
+    assert "INBOUND_CALL_FLOW (one of: greeting, forward, menu, voicemail)" in error["message"]
+    assert "ivr" not in error["message"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("QUOTA_SMS_PER_DAY", "-1"), ("QUOTA_SMS_PER_USER_PER_DAY", "many"),
+                                             ("TWILIO_HTTP_TIMEOUT_SECONDS", "soon")])
+def test_voice_webhook_sms_setting_invalid_still_answers_calls(app_env, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    response = send_sms.main(sms_request())
+    assert (response.status_code, body_of(response)["error"]["code"]) == (503, "not_configured")
+    assert name in body_of(response)["error"]["message"] and creates(app_env, "Messages") == 0
+    assert b"<Say" in voice_webhook.main(inbound_call()).get_body()
+    if name.startswith("QUOTA_SMS"):
+        call = make_call.main(json_request("http://localhost:7071/api/make_call", {"to": RECIPIENT}))
+        assert call.status_code == 201, call.get_body()

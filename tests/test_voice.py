@@ -72,7 +72,7 @@ def test_voice_token_carries_the_callers_identity_and_the_voice_grant(voice, mon
                                              headers={"x-ms-client-principal-id": "auth0|5f3c.x"}))
     assert response.status_code == 200, response.get_body()
     body = body_of(response)
-    assert body["identity"] == "auth0_5f3c_x"
+    assert body["identity"] == "auth0_7c5f3c_2ex"
     header = jwt.get_unverified_header(body["token"])
     claims = jwt.decode(body["token"], API_KEY_SECRET, algorithms=["HS256"], options={"verify_aud": False})
     assert header["cty"] == "twilio-fpa;v=1"
@@ -80,7 +80,7 @@ def test_voice_token_carries_the_callers_identity_and_the_voice_grant(voice, mon
     assert "iat" not in claims
     assert abs(claims["exp"] - (time.time() + 3600)) <= 2
     grants = claims["grants"]
-    assert grants["identity"] == "auth0_5f3c_x"
+    assert grants["identity"] == "auth0_7c5f3c_2ex"
     assert grants["voice"]["outgoing"]["application_sid"] == APP_SID
     assert grants["voice"]["incoming"]["allow"] is True
     assert grants["voice"]["push_credential_sid"] == PUSH_SID
@@ -139,19 +139,28 @@ def test_client_call_refused_says_why_and_hangs_up_never_dials(voice, monkeypatc
     assert verbs(document) == ["Say", "Hangup"]
 
 
+def test_client_call_refusal_logs_the_client_escaped_on_one_line(voice, logs):
+    assert verbs(twiml(client_call("+19005550123", identity="mallory\nWARNING forged"))) == ["Say", "Hangup"]
+    refusals = [text for name, text in logs.records if "refused" in text]
+    assert refusals == ["Client call from 'mallory\\nWARNING forged' refused: destination_not_allowed"]
+
+
 def test_client_call_blocked_client_is_rejected(voice, monkeypatch):
     monkeypatch.setenv("BLOCKED_NUMBERS", "client:alice")
     assert verbs(twiml(client_call("+14155550123"))) == ["Reject"]
 
 
-def test_client_call_shares_the_per_user_call_quota_with_make_call(stateful, voice, monkeypatch):
+@pytest.mark.parametrize(("principal", "client", "other"), [("alice", "alice", "bob"),
+                                                           ("bob.smith", "bob_2esmith", "bob__smith")])
+def test_client_call_shares_the_per_user_call_quota_with_make_call(stateful, voice, monkeypatch, principal, client,
+                                                                   other):
     monkeypatch.setenv("QUOTA_CALLS_PER_USER_PER_DAY", "1")
     response = make_call.main(json_request("http://localhost:7071/api/make_call", {"to": "+14155550123"},
-                                           headers={"x-ms-client-principal-id": "alice"}))
+                                           headers={"x-ms-client-principal-id": principal}))
     assert response.status_code == 201
-    document = twiml(client_call("+14155550124", identity="alice"))
+    document = twiml(client_call("+14155550124", identity=client))
     assert verbs(document) == ["Say", "Hangup"] and "limit" in document.find("Say").text
-    assert twiml(client_call("+14155550124", identity="bob")).find("Dial") is not None
+    assert twiml(client_call("+14155550124", identity=other)).find("Dial") is not None
 
 
 # -- inbound calls ----------------------------------------------------------------------------------------------
@@ -249,16 +258,23 @@ def test_step_with_a_forged_signature_is_403(voice):
     assert voice_webhook.main(request).status_code == 403
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("INBOUND_CALL_FLOW", "ivr"), ("CALL_MENU", "{not json"), ("CALL_MENU", json.dumps({"prompt": "Hi"})),
-    ("CALL_MENU", json.dumps({**MENU, "options": {"1": {"forward": "+19005550123"}}})),
-    ("CALL_MENU", json.dumps({**MENU, "options": {"12": {"say": "two digits"}}})),
-    ("FORWARD_TO", "+19005550123"), ("VOICEMAIL_NOTIFY_SMS", "not a number"), ("FORWARD_TIMEOUT_SECONDS", "0"),
+@pytest.mark.parametrize(("name", "value", "flow"), [
+    ("INBOUND_CALL_FLOW", "ivr", "ivr"), ("CALL_MENU", "{not json", "menu"),
+    ("CALL_MENU", json.dumps({"prompt": "Hi"}), "menu"),
+    ("CALL_MENU", json.dumps({**MENU, "options": {"1": {"forward": "+19005550123"}}}), "menu"),
+    ("CALL_MENU", json.dumps({**MENU, "options": {"12": {"say": "two digits"}}}), "menu"),
+    ("FORWARD_TO", "+19005550123", "forward"), ("VOICEMAIL_NOTIFY_SMS", "not a number", "voicemail"),
+    ("FORWARD_TIMEOUT_SECONDS", "0", "forward"),
 ])
-def test_bad_call_flow_setting_returns_503_naming_it(voice, monkeypatch, name, value):
+def test_bad_call_flow_setting_returns_503_naming_it_in_the_flow_using_it(voice, monkeypatch, name, value, flow):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", flow)
+    monkeypatch.setenv("FORWARD_TO", "+14155550177")
     monkeypatch.setenv(name, value)
     response = voice_webhook.main(signed_form(HOOK, inbound()))
     assert response.status_code == 503 and name in body_of(response)["error"]["message"]
+    if flow != "ivr":  # the other flows do not read it
+        monkeypatch.setenv("INBOUND_CALL_FLOW", "greeting")
+        assert verbs(twiml(inbound())) == ["Say"]
 
 
 @pytest.mark.parametrize(("flow", "setting"), [("forward", "FORWARD_TO"), ("menu", "CALL_MENU")])

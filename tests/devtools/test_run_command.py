@@ -268,6 +268,18 @@ def test_run_command_real_twilio_without_public_origin_warns_naming_PUBLIC_BASE_
     assert all("PUBLIC_BASE_URL" in line and "127.0.0.1" in line for line in warnings)
 
 
+def test_run_command_invalid_settings_are_each_named_before_ready(start):
+    command = start(env=clean_env(INBOUND_CALL_FLOW="ivr", CALL_MENU="{not json", TWILIO_HTTP_TIMEOUT_SECONDS="soon"))
+    command.wait_for_ready()
+    invalid = [line for line in command.lines if line.startswith("Invalid setting:")]
+    named = [line.split()[2].rstrip(";") for line in invalid]
+    assert named == ["TWILIO_HTTP_TIMEOUT_SECONDS", "INBOUND_CALL_FLOW", "CALL_MENU"], command.output
+    assert "INBOUND_CALL_FLOW (one of: greeting, forward, menu, voicemail)" in invalid[1]
+    assert not any(value in command.output for value in ("ivr", "{not json", "soon"))
+    ready = next(i for i, line in enumerate(command.lines) if line.startswith("Ready."))
+    assert command.lines.index(invalid[-1]) < ready
+
+
 @pytest.mark.parametrize("source, named", [
     ("flag", "key from --function-key"),
     ("env", "key from FUNCTIONS_HOST_KEY (environment)"),
