@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -136,3 +137,39 @@ def clear_tables(connection_string: str) -> None:
                     client.delete_entity(entity["PartitionKey"], entity["RowKey"])
             except ResourceNotFoundError:
                 pass
+
+
+class TableFaults:
+    """The app's Table operations counted from arm() (1, 2, ...); those numbered there raise ServiceRequestError,
+    as when the storage account cannot be reached, and reach no storage."""
+
+    OPERATIONS = ("get_entity", "create_entity", "update_entity", "delete_entity", "query_entities")
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from azure.data.tables import TableClient
+
+        self.operations: list[str] = []  # the names of the operations counted since arm(), in order
+        self.failing: set[int] = set()
+        self._lock = threading.Lock()
+        for name in self.OPERATIONS:
+            monkeypatch.setattr(TableClient, name, self._counted(name, getattr(TableClient, name)))
+
+    def arm(self, *numbers: int) -> TableFaults:
+        """Count afresh: the operations with these numbers fail."""
+        with self._lock:
+            self.operations, self.failing = [], set(numbers)
+        return self
+
+    def _counted(self, name: str, operation: Any) -> Any:
+        from azure.core.exceptions import ServiceRequestError
+
+        @functools.wraps(operation)
+        def run(client: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.operations.append(name)
+                failing = len(self.operations) in self.failing
+            if failing:
+                raise ServiceRequestError(f"injected fault on {name}")
+            return operation(client, *args, **kwargs)
+
+        return run

@@ -15,7 +15,7 @@ import make_call
 import send_sms
 from devtools.azurite import Azurite, free_port
 from tests.servers import node
-from tests.support import ROOT, body_of, creates, entities, json_request
+from tests.support import ROOT, TableFaults, body_of, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -80,6 +80,22 @@ def test_quota_over_one_limit_gives_back_the_slots_already_taken(stateful, monke
     assert sms("bob").status_code == 429
     counts = {e["PartitionKey"]: e["count"] for e in entities(azurite.connection_string, "TwilioQuotas") if e["count"]}
     assert counts == {"QUOTA_SMS_PER_USER_PER_DAY": 1, "QUOTA_SMS_PER_DAY": 1}  # bob's user slot went back
+
+
+@pytest.mark.parametrize(("failing", "operation"), [(3, "query_entities"), (4, "create_entity"), (5, "get_entity")],
+                         ids=["2nd quota read", "2nd quota write", "3rd quota read"])
+def test_quota_storage_error_on_a_later_quota_gives_back_every_slot(stateful, monkeypatch, failing, operation):
+    for quota in ("QUOTA_SMS_PER_USER_PER_DAY", "QUOTA_SMS_PER_DAY", "QUOTA_PER_DESTINATION_PER_HOUR"):
+        monkeypatch.setenv(quota, "3")
+    faults = TableFaults(monkeypatch)
+    for _ in range(3):  # three "nothing was sent" answers
+        faults.arm(failing)
+        response = sms()
+        assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
+        assert faults.operations[failing - 1] == operation
+    faults.arm()
+    assert [sms().status_code for _ in range(4)] == [201, 201, 201, 429]  # the limit of 3 is intact
+    assert creates(stateful, "Messages") == 3
 
 
 def test_quota_twilio_422_gives_the_slot_back(stateful, monkeypatch):
