@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import azure.functions as func
 
-from shared import state
+from shared import sends, state
 from shared.channels import Channel
 from shared.errors import AppError, json_response
 from shared.settings import Settings
@@ -23,6 +23,9 @@ HEADER = "idempotency-key"
 KEY = re.compile(r"[\x20-\x7e]{1,255}")
 IN_FLIGHT_GRACE = timedelta(seconds=30)  # beyond the Twilio time budget: the worker that held the key died
 MAX_TRIES = 3  # a key is one caller's: its record rarely races
+# An in-flight record's phase: NOT_SENT from the claim, CREATE_ATTEMPTED from just before Twilio is asked (a record
+# without a phase, written before phases were recorded, counts as that too).
+NOT_SENT, CREATE_ATTEMPTED = "not_sent", "create_attempted"
 
 
 def fingerprint(channel: Channel, request: Any) -> str:
@@ -44,6 +47,7 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
     replay = record.claim()
     if replay is not None:
         return replay
+    attempting = sends.before_create.set(record.create_attempted)
     try:
         response = send()
     except AppError as exc:
@@ -52,6 +56,8 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
         else:
             record.release()  # Twilio was never asked: a corrected or later retry may use the key
         raise
+    finally:
+        sends.before_create.reset(attempting)
     record.finish(response.status_code, json.loads(response.get_body()), {})
     return response
 
@@ -68,18 +74,24 @@ class _Record:
         """Insert the in-flight record (None: go ahead and send), or the answer to give instead of sending."""
         now = datetime.now(timezone.utc)
         self.row = {"PartitionKey": self.partition, "RowKey": "", "fingerprint": self.fingerprint,
-                    "state": "in_flight", "started_at": now,
+                    "state": "in_flight", "phase": NOT_SENT, "started_at": now,
                     "expires_at": now + timedelta(hours=self.settings.idempotency_ttl_hours)}
         with state.state_errors():
             stored = state.insert_or_get(self.settings, state.IDEMPOTENCY, self.row, tries=MAX_TRIES)
-            if not stored.written and state.expired(stored.row, now):  # an expired key may be reused: take it over
+            if not stored.written and self._may_take_over(stored.row, now):
                 stored = state.update_if_unchanged(
                     self.settings, state.IDEMPOTENCY, self.partition, "",
-                    lambda row: self.row if row is None or state.expired(row, now) else None, tries=MAX_TRIES)
+                    lambda row: self.row if row is None or self._may_take_over(row, now) else None, tries=MAX_TRIES)
         if not stored.written:
             return self._answer(stored.row, now)
         self.etag = stored.etag
         return None
+
+    def _may_take_over(self, row: state.Row, now: datetime) -> bool:
+        """An expired key may be reused; a record of this request that never reached Twilio (its worker could not
+        release it) may be resumed: if that worker is still at work, it then finds the key taken and sends nothing."""
+        never_sent = row["state"] == "in_flight" and row.get("phase") == NOT_SENT
+        return state.expired(row, now) or (never_sent and row["fingerprint"] == self.fingerprint)
 
     def _answer(self, existing: state.Row, now: datetime) -> func.HttpResponse:
         if existing["fingerprint"] != self.fingerprint:
@@ -92,28 +104,48 @@ class _Record:
         if now - existing["started_at"] > budget:
             raise AppError(502, "outcome_unknown", "The first request with this Idempotency-Key never finished; the "
                            "message or call may have been created. Check the status lookup before sending again.")
-        raise AppError(409, "idempotency_in_progress", "A request with this Idempotency-Key is still in progress; "
-                       "retry shortly.", headers={"Retry-After": "1"})
+        raise _in_progress()
+
+    def create_attempted(self, channel: Channel, params: dict[str, Any]) -> None:
+        """Note, just before Twilio is asked, that it may act from now on. 409 idempotency_in_progress, and nothing
+        is sent, if a retry has resumed the key meanwhile."""
+        attempted = {**self.row, "phase": CREATE_ATTEMPTED}
+        with state.state_errors():
+            etag = state.replace_if_unchanged(self.settings, state.IDEMPOTENCY, attempted, self.etag)
+        if etag is None:
+            self.etag = ""  # the key is the retry's now: nothing to finish or release
+            raise _in_progress()
+        self.row, self.etag = attempted, etag
 
     def finish(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
         """Store the outcome for replay. The send has happened: a storage failure here is logged, not raised."""
+        if not self.etag:
+            return
         done = {**self.row, "state": "done", "status": status, "body": json.dumps(body), "headers": json.dumps(headers)}
         try:
             with state.state_errors():
                 stored = state.replace_if_unchanged(self.settings, state.IDEMPOTENCY, done, self.etag)
         except AppError:
-            stored = False
+            stored = None
         if not stored:
             logger.error("The outcome of an idempotent send (%s) could not be stored; a retry will get 409, "
                          "then outcome_unknown", status)
 
     def release(self) -> None:
-        """Delete the in-flight record (Twilio was never asked)."""
+        """Delete the in-flight record (Twilio was never asked). If that fails, the record still says not_sent, and
+        a retry of the same request resumes it."""
+        if not self.etag:
+            return
         try:
             with state.state_errors():
                 released = state.delete_if_unchanged(self.settings, state.IDEMPOTENCY, self.partition, "", self.etag)
         except AppError:
             released = False
         if not released:
-            logger.error("An in-flight idempotency record could not be released; the key stays blocked until it "
-                         "expires")
+            logger.error("An in-flight idempotency record could not be released; a retry of the same request "
+                         "may resume it")
+
+
+def _in_progress() -> AppError:
+    return AppError(409, "idempotency_in_progress", "A request with this Idempotency-Key is still in progress; "
+                    "retry shortly.", headers={"Retry-After": "1"})

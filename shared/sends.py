@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from shared import quota, state
 from shared.channels import CALL, SMS, Channel
@@ -19,6 +20,9 @@ logger = logging.getLogger("shared.sends")
 
 RETENTION = timedelta(days=30)
 MAX_TRIES = 20  # lost races on one record: status callbacks of one send arriving together
+# Called with the channel and Twilio's parameters just before a create goes out, in the request that set it:
+# idempotency.once notes there that Twilio may act from now on (or raises, and nothing is sent).
+before_create: ContextVar[Callable[[Channel, dict[str, Any]], None] | None] = ContextVar("before_create", default=None)
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,11 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     ours = None if outgoing.status_callback else status_callback_url(settings)
     params = {**outgoing.params, "StatusCallback": outgoing.status_callback or ours,
               "StatusCallbackEvent": list(channel.status_events) if ours and channel.status_events else None}
-    with quota.charged(settings, channel, identity, outgoing.to), twilio_errors():
-        resource = create(settings, channel, params)
+    with quota.charged(settings, channel, identity, outgoing.to):
+        if (hook := before_create.get()) is not None:
+            hook(channel, params)
+        with twilio_errors():
+            resource = create(settings, channel, params)
     sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
                 from_rfc2822(resource.get("date_created")))
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)

@@ -17,7 +17,7 @@ import make_call
 import send_sms
 from devtools.azurite import Azurite, free_port
 from tests.servers import node
-from tests.support import ROOT, body_of, creates, json_request
+from tests.support import ROOT, TableFaults, body_of, creates, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -238,3 +238,16 @@ def test_idempotency_storage_down_with_key_is_503_and_without_key_sends(stateful
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
     assert creates(stateful, "Messages") == 1
     assert sms(None).status_code == 201  # no key: no promise that needs state
+
+
+def test_idempotency_claimed_key_whose_release_failed_is_resumed_by_a_retry_that_sends_once(stateful, monkeypatch):
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
+    faults = TableFaults(monkeypatch).arm(2, 3)  # the claim is written; the quota's read fails, then the release
+    first = sms()
+    assert (first.status_code, body_of(first)["error"]["code"]) == (503, "state_unavailable")
+    assert faults.operations[:3] == ["create_entity", "get_entity", "delete_entity"]
+    faults.arm()
+    second = sms()  # "nothing was sent, try again": the record says not_sent, so the retry sends
+    assert second.status_code == 201 and "Idempotent-Replayed" not in second.headers
+    assert sms().headers["Idempotent-Replayed"] == "true"
+    assert creates(stateful, "Messages") == 1
