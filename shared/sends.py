@@ -98,7 +98,8 @@ def find(settings: Settings, channel: Channel, sid: str, owner: str) -> state.Ro
 
 def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     """Move a send's record forward with one of Twilio's status callbacks: messages by status rank, calls by
-    SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged)."""
+    SequenceNumber, a final status never back to a non-final one; older, repeated or unknown callbacks change nothing
+    (bookkeeping: failures are logged)."""
     channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
     status = form.get("CallStatus") if channel is CALL else form.get("MessageStatus")
@@ -132,11 +133,11 @@ def advance(settings: Settings, channel: Channel, sid: str, changes: dict[str, A
 
 
 def _is_forward(channel: Channel, row: Mapping[str, Any], status: str, sequence: int | None) -> bool:
-    if channel.rank(status) < 0:
-        return False
+    current = row.get("status", "")
+    if channel.rank(status) < 0 or (channel.is_final(current) and not channel.is_final(status)):
+        return False  # a final status stands, whatever the SequenceNumber: a refresh from Twilio records none
     if channel is CALL and sequence is not None:
         return sequence > row.get("sequence", -1)
-    current = row.get("status", "")
     if channel.rank(status) != channel.rank(current):
         return channel.rank(status) > channel.rank(current)
     return current == "delivered" and status == "read"  # of one rank the first stays, but read may follow delivered
