@@ -13,7 +13,7 @@ from typing import Any, Callable
 import azure.functions as func
 
 from shared import sends, state
-from shared.channels import Channel
+from shared.channels import CHANNELS, Channel
 from shared.errors import AppError, json_response
 from shared.settings import Settings
 
@@ -37,13 +37,14 @@ def fingerprint(channel: Channel, request: Any) -> str:
 def once(req: func.HttpRequest, settings: Settings, identity: str, request_fingerprint: str,
          send: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     """send() unless the caller's Idempotency-Key was used before: then the stored outcome (replayed), 409 while
-    the first is in flight, 422 for another request under the same key, 502 if its worker died mid-request."""
+    the first is in flight, 422 for another request under the same key. If the first one's worker died after asking
+    Twilio: what Twilio created, found in its list (replayed, "reconciled": true), else 502 outcome_unknown."""
     key = req.headers.get(HEADER)
     if key is None:
         return send()
     if not KEY.fullmatch(key):
         raise AppError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
-    record = _Record(settings, hashlib.sha256(f"{identity}\0{key}".encode()).hexdigest(), request_fingerprint)
+    record = _Record(settings, hashlib.sha256(f"{identity}\0{key}".encode()).hexdigest(), request_fingerprint, identity)
     replay = record.claim()
     if replay is not None:
         return replay
@@ -65,8 +66,9 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
 class _Record:
     """One key's row in TwilioIdempotency: in flight from claim() to finish() (or gone after release())."""
 
-    def __init__(self, settings: Settings, partition: str, request_fingerprint: str) -> None:
+    def __init__(self, settings: Settings, partition: str, request_fingerprint: str, identity: str) -> None:
         self.settings, self.partition, self.fingerprint = settings, partition, request_fingerprint
+        self.identity = identity  # the owner of what a reconciliation finds
         self.row: state.Row = {}
         self.etag = ""
 
@@ -102,14 +104,36 @@ class _Record:
             return json_response(json.loads(existing["body"]), existing["status"], headers)
         budget = timedelta(seconds=self.settings.http_timeout) + IN_FLIGHT_GRACE
         if now - existing["started_at"] > budget:
-            raise AppError(502, "outcome_unknown", "The first request with this Idempotency-Key never finished; the "
-                           "message or call may have been created. Check the status lookup before sending again.")
+            return self._reconciled(existing)
         raise _in_progress()
 
+    def _reconciled(self, existing: state.Row) -> func.HttpResponse:
+        """The first request's worker died after asking Twilio: what Twilio created, stored and replayed; 502
+        outcome_unknown when Twilio's list shows no one match (never a second send)."""
+        from shared.reconcile import created_by
+
+        sent = None
+        if existing.get("kind") in CHANNELS:  # a record written before attempts were described has nothing to match
+            try:
+                sent = created_by(self.settings, CHANNELS[existing["kind"]], existing, self.identity)
+            except AppError as exc:
+                logger.warning("An unfinished idempotent send could not be reconciled: %s", exc.code)
+        if sent is None:
+            raise AppError(502, "outcome_unknown", "The first request with this Idempotency-Key never finished, and "
+                           "Twilio lists no one message or call that it made: it may still exist. Check before "
+                           "sending again.")
+        body = {**sent.answer(), "reconciled": True}
+        self.row, self.etag = dict(existing), existing.metadata["etag"]
+        self.finish(201, body, {})
+        return json_response(body, 201, {"Idempotent-Replayed": "true"})
+
     def create_attempted(self, channel: Channel, params: dict[str, Any]) -> None:
-        """Note, just before Twilio is asked, that it may act from now on. 409 idempotency_in_progress, and nothing
-        is sent, if a retry has resumed the key meanwhile."""
-        attempted = {**self.row, "phase": CREATE_ATTEMPTED}
+        """Note, just before Twilio is asked, that it may act from now on, with what reconciling looks for (to,
+        from, the body's SHA-256). 409 idempotency_in_progress, and nothing is sent, if a retry resumed the key."""
+        from shared.reconcile import digest
+
+        attempted = {**self.row, "phase": CREATE_ATTEMPTED, "kind": channel.name, "to_number": params["To"],
+                     "from_number": params.get("From") or "", "body_sha256": digest(params.get("Body"))}
         with state.state_errors():
             etag = state.replace_if_unchanged(self.settings, state.IDEMPOTENCY, attempted, self.etag)
         if etag is None:

@@ -40,11 +40,23 @@ class Outgoing:
 class Sent:
     """What Twilio created."""
 
+    channel: Channel
     sid: str
     status: str | None
     to: str | None
     from_: str | None
     date_created: str | None  # ISO 8601 UTC
+
+    @classmethod
+    def of(cls, channel: Channel, resource: Mapping[str, Any]) -> Sent:
+        """From Twilio's JSON of the resource."""
+        return cls(channel, resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
+                   from_rfc2822(resource.get("date_created")))
+
+    def answer(self) -> dict[str, Any]:
+        """The documented 201 body: sid, status, to, from, and a message's date_created."""
+        body = {"sid": self.sid, "status": self.status, "to": self.to, "from": self.from_}
+        return {**body, "date_created": self.date_created} if self.channel is SMS else body
 
 
 def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
@@ -63,16 +75,16 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
             hook(channel, params)
         with twilio_errors():
             resource = create(settings, channel, params)
-    sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
-                from_rfc2822(resource.get("date_created")))
+    sent = Sent.of(channel, resource)
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)
-    _record(settings, channel, sent, identity, callback_registered=ours is not None)
+    record(settings, sent, identity, callback_registered=ours is not None)
     return sent
 
 
-def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callback_registered: bool) -> None:
-    """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands). Without
+def record(settings: Settings, sent: Sent, owner: str, callback_registered: bool) -> None:
+    """Write the record of a send Twilio made (bookkeeping: a storage failure is logged, the send stands). Without
     a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
+    channel = sent.channel
     if not settings.storage_configured:
         return
     row = {"PartitionKey": sent.sid, "RowKey": "", "kind": channel.noun, "owner": owner,
@@ -80,8 +92,8 @@ def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callba
            "date_created": sent.date_created or now_z(), "date_updated": now_z(), "sequence": -1,
            "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
     try:
-        with state.state_errors():
-            state.table(settings, state.SENDS).create_entity(row)
+        with state.state_errors():  # a send found by a reconciliation may have been recorded by its own worker
+            state.insert_or_get(settings, state.SENDS, row, tries=MAX_TRIES)
     except (AppError, SettingsError) as exc:
         logger.warning("Could not record %s %s: %s", channel.noun, sent.sid, exc.code)
 
