@@ -141,7 +141,8 @@ class RestApi:
         """A page of the list, newest first, as Twilio's API documents its filters: To and From match exactly;
         DateSent (messages), StartTime and EndTime (calls) match that day, with '<' on or before and '>' on or after
         it (the URL reads DateSent>=2026-12-05); a date and time compares to the second; a resource without the date
-        never matches. PageSize (default 50, at most 1000) and Page (from 0) page it."""
+        never matches. PageSize (default 50, at most 1000) sizes a page; the next one starts after its PageToken
+        (next_page_uri has it), and Page is only echoed, as Twilio does."""
         args = request.args
         try:
             dates = [(field, op, _date(args[name + op])) for name, field in LIST_DATES[kind].items()
@@ -159,13 +160,15 @@ class RestApi:
             return all(_compare(resource[field], op, value) for field, op, value in dates)
 
         found = [public(resource) for resource in reversed(self._store.all(kind)) if matches(resource)]
-        page = found[number * size:(number + 1) * size]
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/{kind.capitalize()}.json"
-        more = len(found) > (number + 1) * size
-        return 200, {kind: page, "page": number, "page_size": size, "start": number * size,
-                     "end": number * size + max(len(page) - 1, 0), "uri": f"{uri}?PageSize={size}&Page={number}",
-                     "first_page_uri": f"{uri}?PageSize={size}&Page=0", "previous_page_uri": None,
-                     "next_page_uri": f"{uri}?PageSize={size}&Page={number + 1}" if more else None}
+        after = args.get("PageToken", "").removeprefix("PA")  # the SID the previous page ended with
+        start = next((n + 1 for n, resource in enumerate(found) if resource["sid"] == after), 0) if after else 0
+        page = found[start:start + size]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/{kind.capitalize()}.json?PageSize={size}"
+        more = start + size < len(found)
+        return 200, {kind: page, "page": number, "page_size": size, "start": start,
+                     "end": start + max(len(page) - 1, 0), "uri": f"{uri}&Page={number}",
+                     "first_page_uri": f"{uri}&Page=0", "previous_page_uri": None,
+                     "next_page_uri": f"{uri}&Page={number + 1}&PageToken=PA{page[-1]['sid']}" if more else None}
 
 
 def _date(value: str) -> date | datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -178,7 +178,9 @@ def test_list_messages_filters_by_to_from_and_date_sent_as_twilio_documents(clie
     assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_after=day) == [second, first]
     assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_after=after) == []
     assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_before=before) == []
-    assert listed(sandbox, "Messages", PageSize="1", Page="1") == [other_to]
+    next_page = requests.get(api(sandbox, "Messages"), params={"PageSize": "1"}, auth=(ACCOUNT_SID, AUTH_TOKEN),
+                             timeout=5).json()["next_page_uri"]
+    assert listed(sandbox, "Messages", **dict(parse_qsl(urlsplit(next_page).query))) == [other_to]
     recent = datetime.now(timezone.utc) - timedelta(minutes=1)
     sdk = client.messages.list(to=CUSTOMER, from_=SENDER, date_sent_after=recent)  # a date and time, to the second
     assert [message.sid for message in sdk] == [second, first]
