@@ -152,8 +152,8 @@ class _Record:
         except AppError:
             stored = None
         if not stored:
-            logger.error("The outcome of an idempotent send (%s) could not be stored; a retry will get 409, "
-                         "then outcome_unknown", status)
+            logger.error("The outcome of an idempotent send (%s) could not be stored; a retry gets 409 until the "
+                         "time budget has passed, then what Twilio's list shows", status)
 
     def release(self) -> None:
         """Delete the in-flight record (Twilio was never asked). If that fails, the record still says not_sent, and
