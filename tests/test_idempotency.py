@@ -19,7 +19,7 @@ from devtools.azurite import Azurite, free_port
 from tests.servers import node
 from shared.calls import CallRequest
 from shared.messaging import SmsRequest
-from tests.support import ROOT, TableFaults, body_of, creates, json_request
+from tests.support import ROOT, TableFaults, body_of, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -254,6 +254,34 @@ def test_idempotency_claimed_key_whose_release_failed_is_resumed_by_a_retry_that
     assert second.status_code == 201 and "Idempotent-Replayed" not in second.headers
     assert sms().headers["Idempotent-Replayed"] == "true"
     assert creates(stateful, "Messages") == 1
+
+
+def test_idempotency_worker_whose_not_sent_key_a_retry_resumed_sends_nothing(stateful, monkeypatch, azurite):
+    import shared.quota
+
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
+    take, paused, resume = shared.quota._take, threading.Event(), threading.Event()
+
+    def first_one_held(settings, slot):
+        if not paused.is_set():  # the first request, between its claim and Twilio
+            paused.set()
+            resume.wait(10)
+        return take(settings, slot)
+
+    monkeypatch.setattr(shared.quota, "_take", first_one_held)
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(response=sms()))
+    worker.start()
+    assert paused.wait(10)
+    second = sms()  # finds the key not_sent, resumes it and sends
+    resume.set()
+    worker.join(10)
+    assert second.status_code == 201
+    assert (first["response"].status_code, body_of(first["response"])["error"]["code"]) == (
+        409, "idempotency_in_progress")  # its create_attempted found the key taken: it sent nothing
+    assert creates(stateful, "Messages") == 1
+    [counter] = entities(azurite.connection_string, "TwilioQuotas")
+    assert counter["count"] == 1  # the first one's slot went back
 
 
 def listings(sandbox, resource: str) -> list[dict]:
