@@ -105,6 +105,16 @@ def test_quota_twilio_422_gives_the_slot_back(stateful, monkeypatch):
     assert sms().status_code == 201
 
 
+@pytest.mark.parametrize(("fault", "answer"), [({"status": 401}, (502, "twilio_auth_failed")),
+                                               ({"status": 429, "times": 3}, (429, "rate_limited"))])
+def test_quota_twilio_refusing_before_acting_gives_the_slot_back(stateful, monkeypatch, fault, answer):
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
+    stateful.inject_fault("status", **fault)
+    response = sms()
+    assert (response.status_code, body_of(response)["error"]["code"]) == answer
+    assert sms().status_code == 201
+
+
 @pytest.mark.parametrize("fault", [{"kind": "status", "status": 500}, {"kind": "reset"}])
 def test_quota_twilio_5xx_or_lost_connection_keeps_the_slot(stateful, monkeypatch, fault):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
