@@ -20,7 +20,7 @@ QUOTAS = {"QUOTA_SMS_PER_USER_PER_DAY": "1000000", "QUOTA_PER_DESTINATION_PER_HO
 VARIANTS = {
     "plain": ("no sign-in, no quota, no key (the send's record only)", "1", 1),
     "quotas": ("a bearer token and 2 quotas", "≤ 2 per quota + the record (5)", 5),
-    "key": ("an Idempotency-Key (a new one each send)", "≤ 3 (in flight, outcome, record)", 3),
+    "key": ("an Idempotency-Key (a new one each send)", "≤ 4 (in flight, create attempted, outcome, record)", 4),
 }
 
 

@@ -65,10 +65,4 @@ class CallRequest:
 
 def place_call(call: CallRequest, settings: Settings, origin: str, identity: str) -> dict[str, Any]:
     """Place the call through the one send path; the documented 201 body."""
-    created = send(settings, call.outgoing(settings, origin), identity)
-    return {
-        "sid": created.sid,
-        "status": created.status,
-        "to": created.to,
-        "from": created.from_,
-    }
+    return send(settings, call.outgoing(settings, origin), identity).answer()

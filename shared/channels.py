@@ -50,3 +50,4 @@ CALL = Channel(
             ("QUOTA_PER_DESTINATION_PER_HOUR", "to")),
     status_events=("initiated", "ringing", "answered", "completed"),
 )
+CHANNELS = {channel.name: channel for channel in (SMS, CALL)}  # by the name records keep

@@ -48,11 +48,4 @@ class SmsRequest:
 
 def send_sms(sms: SmsRequest, settings: Settings, identity: str) -> dict[str, Any]:
     """Send the SMS through the one send path; the documented 201 body."""
-    message = send(settings, sms.outgoing(settings), identity)
-    return {
-        "sid": message.sid,
-        "status": message.status,
-        "to": message.to,
-        "from": message.from_,
-        "date_created": message.date_created,
-    }
+    return send(settings, sms.outgoing(settings), identity).answer()

@@ -45,27 +45,26 @@ class Slot:
 
 @contextmanager
 def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Iterator[None]:
-    """Take a slot of every configured quota for one send (429 quota_exceeded when one is used up); give them
-    back if Twilio refused the content (422), keep them otherwise: the SMS or call may exist."""
+    """Take a slot of every configured quota for one send (429 quota_exceeded when one is used up). Give every slot
+    taken back when the send fails before Twilio was asked (a storage error on a later quota, say) or Twilio refused
+    the content (422); keep them otherwise: the SMS or call may exist."""
     slots = _slots(settings, channel, identity, to, datetime.now(timezone.utc))
     if not slots:  # no quota configured: no storage, not even its imports
         yield
         return
     taken: list[tuple[Slot, str]] = []
-    with state.state_errors():
-        for slot in slots:
-            row = _take(settings, slot)
-            if row is None:
-                _give_back(settings, taken)
-                logger.warning("Quota %s used up (to %s)", slot.quota, mask(to))
-                raise _exceeded(slot)
-            taken.append((slot, row))
     try:
+        with state.state_errors():
+            for slot in slots:
+                row = _take(settings, slot)
+                if row is None:
+                    logger.warning("Quota %s used up (to %s)", slot.quota, mask(to))
+                    raise _exceeded(slot)
+                taken.append((slot, row))
         yield
     except AppError as exc:
-        if exc.status == 422:
-            with state.state_errors():
-                _give_back(settings, taken)
+        if not exc.final or exc.status == 422:  # nothing was sent
+            _give_back(settings, taken)
         raise
 
 
@@ -133,13 +132,19 @@ def _shares(limit: int, row: str) -> dict[str, int]:
 
 
 def _give_back(settings: Settings, taken: list[tuple[Slot, str]]) -> None:
-    """One off each counter, from the row that counted the send (so no row goes over its share)."""
+    """One off each counter, from the row that counted the send (so no row goes over its share). A storage failure
+    here is logged: the request's own answer stands, and the slot stays counted until its window ends."""
 
     def take_one(row: state.Row | None) -> state.Row | None:
         return {**row, "count": max(0, row["count"] - 1)} if row is not None else None
 
     for slot, key in taken:
-        state.update_if_unchanged(settings, state.QUOTAS, slot.quota, key, take_one, tries=MAX_TRIES)
+        try:
+            with state.state_errors():
+                state.update_if_unchanged(settings, state.QUOTAS, slot.quota, key, take_one, tries=MAX_TRIES)
+        except AppError:
+            logger.error("A slot of quota %s could not be given back; it stays counted until %s", slot.quota,
+                         iso_z(slot.window_end))
 
 
 def _exceeded(slot: Slot) -> AppError:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from shared import quota, state
 from shared.channels import CALL, SMS, Channel
@@ -20,6 +21,9 @@ logger = logging.getLogger("shared.sends")
 
 RETENTION = timedelta(days=30)
 MAX_TRIES = 20  # lost races on one record: status callbacks of one send arriving together
+# Called with the channel and Twilio's parameters just before a create goes out, in the request that set it:
+# idempotency.once notes there that Twilio may act from now on (or raises, and nothing is sent).
+before_create: ContextVar[Callable[[Channel, dict[str, Any]], None] | None] = ContextVar("before_create", default=None)
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,23 @@ class Outgoing:
 class Sent:
     """What Twilio created."""
 
+    channel: Channel
     sid: str
     status: str | None
     to: str | None
     from_: str | None
     date_created: str | None  # ISO 8601 UTC
+
+    @classmethod
+    def of(cls, channel: Channel, resource: Mapping[str, Any]) -> Sent:
+        """From Twilio's JSON of the resource."""
+        return cls(channel, resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
+                   from_rfc2822(resource.get("date_created")))
+
+    def answer(self) -> dict[str, Any]:
+        """The documented 201 body: sid, status, to, from, and a message's date_created."""
+        body = {"sid": self.sid, "status": self.status, "to": self.to, "from": self.from_}
+        return {**body, "date_created": self.date_created} if self.channel is SMS else body
 
 
 def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
@@ -55,18 +71,21 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     ours = None if outgoing.status_callback else status_callback_url(settings)
     params = {**outgoing.params, "StatusCallback": outgoing.status_callback or ours,
               "StatusCallbackEvent": list(channel.status_events) if ours and channel.status_events else None}
-    with quota.charged(settings, channel, identity, outgoing.to), twilio_errors():
-        resource = create(settings, channel, params)
-    sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
-                from_rfc2822(resource.get("date_created")))
+    with quota.charged(settings, channel, identity, outgoing.to):
+        if (hook := before_create.get()) is not None:
+            hook(channel, params)
+        with twilio_errors():
+            resource = create(settings, channel, params)
+    sent = Sent.of(channel, resource)
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), shown(identity))
-    _record(settings, channel, sent, identity, callback_registered=ours is not None)
+    record(settings, sent, identity, callback_registered=ours is not None)
     return sent
 
 
-def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callback_registered: bool) -> None:
-    """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands). Without
+def record(settings: Settings, sent: Sent, owner: str, callback_registered: bool) -> None:
+    """Write the record of a send Twilio made (bookkeeping: a storage failure is logged, the send stands). Without
     a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
+    channel = sent.channel
     if not settings.storage_configured:
         return
     row = {"PartitionKey": sent.sid, "RowKey": "", "kind": channel.noun, "owner": owner,
@@ -74,8 +93,8 @@ def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callba
            "date_created": sent.date_created or now_z(), "date_updated": now_z(), "sequence": -1,
            "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
     try:
-        with state.state_errors():
-            state.table(settings, state.SENDS).create_entity(row)
+        with state.state_errors():  # a send found by a reconciliation may have been recorded by its own worker
+            state.insert_or_get(settings, state.SENDS, row, tries=MAX_TRIES)
     except (AppError, SettingsError) as exc:
         logger.warning("Could not record %s %s: %s", channel.noun, sent.sid, exc.code)
 
@@ -92,7 +111,8 @@ def find(settings: Settings, channel: Channel, sid: str, owner: str) -> state.Ro
 
 def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     """Move a send's record forward with one of Twilio's status callbacks: messages by status rank, calls by
-    SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged)."""
+    SequenceNumber, a final status never back to a non-final one; older, repeated or unknown callbacks change nothing
+    (bookkeeping: failures are logged)."""
     channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
     status = form.get("CallStatus") if channel is CALL else form.get("MessageStatus")
@@ -126,11 +146,11 @@ def advance(settings: Settings, channel: Channel, sid: str, changes: dict[str, A
 
 
 def _is_forward(channel: Channel, row: Mapping[str, Any], status: str, sequence: int | None) -> bool:
-    if channel.rank(status) < 0:
-        return False
+    current = row.get("status", "")
+    if channel.rank(status) < 0 or (channel.is_final(current) and not channel.is_final(status)):
+        return False  # a final status stands, whatever the SequenceNumber: a refresh from Twilio records none
     if channel is CALL and sequence is not None:
         return sequence > row.get("sequence", -1)
-    current = row.get("status", "")
     if channel.rank(status) != channel.rank(current):
         return channel.rank(status) > channel.rank(current)
     return current == "delivered" and status == "read"  # of one rank the first stays, but read may follow delivered

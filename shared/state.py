@@ -245,18 +245,17 @@ def _write_as_read(client: TableClient, new: Row, etag: str | None) -> Stored | 
         return None
 
 
-def replace_if_unchanged(settings: Settings, name: str, row: Row, etag: str) -> bool:
-    """Replace the row only if it still has this ETag; False when someone changed or deleted it since."""
+def replace_if_unchanged(settings: Settings, name: str, row: Row, etag: str) -> str | None:
+    """Replace the row only if it still has this ETag: the new ETag; None when someone changed or deleted it since."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
     from azure.data.tables import UpdateMode
 
     try:
-        table(settings, name).update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
-                                            match_condition=MatchConditions.IfNotModified)
-        return True
+        return table(settings, name).update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
+                                                   match_condition=MatchConditions.IfNotModified)["etag"]
     except (ResourceModifiedError, ResourceNotFoundError):
-        return False
+        return None
 
 
 def delete_if_unchanged(settings: Settings, name: str, partition: str, row: str, etag: str) -> bool:

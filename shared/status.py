@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from shared import sends
+from shared import sends, state
 from shared.channels import CALL, Channel
 from shared.errors import AppError
 from shared.settings import Settings
-from shared.state import state_errors
 
 REFRESH_AFTER = timedelta(seconds=60)
+REFRESH_EVERY = timedelta(seconds=10)  # one SID is fetched from Twilio at most this often, across lookups and instances
 ERROR_MESSAGES = {  # short texts for the Twilio error codes a delivery report most often carries
     30001: "Queue overflow", 30002: "Account suspended", 30003: "Unreachable destination handset",
     30004: "Message blocked", 30005: "Unknown destination handset", 30006: "Landline or unreachable carrier",
@@ -29,7 +29,7 @@ def lookup(settings: Settings, channel: Channel, sid: str, identity: str) -> dic
     row = sends.find(settings, channel, sid, identity)
     if row is None:
         raise _not_found(channel)
-    if not channel.is_final(row["status"]) and _quiet(row):
+    if not channel.is_final(row["status"]) and _quiet(row) and _refresh_claimed(settings, row):
         row = _refresh(settings, channel, sid, row)
     return _body(row)
 
@@ -38,6 +38,17 @@ def _quiet(row: Mapping[str, Any]) -> bool:
     """No callback will come (none registered), or none came in the last minute."""
     updated = datetime.fromisoformat(row["date_updated"])  # Python 3.11 reads the "Z"
     return not row.get("callback") or datetime.now(timezone.utc) - updated > REFRESH_AFTER
+
+
+def _refresh_claimed(settings: Settings, row: state.Row) -> bool:
+    """Whether this lookup is the one to refresh: none did in the last REFRESH_EVERY, and its `refreshed_at` went
+    onto the record as read (ETag-conditional), so that of concurrent lookups only one asks Twilio."""
+    now = datetime.now(timezone.utc)
+    if row.get("refreshed_at") is not None and now - row["refreshed_at"] < REFRESH_EVERY:
+        return False
+    with state.state_errors():
+        return state.replace_if_unchanged(settings, state.SENDS, {**row, "refreshed_at": now},
+                                          row.metadata["etag"]) is not None
 
 
 def _refresh(settings: Settings, channel: Channel, sid: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -52,7 +63,7 @@ def _refresh(settings: Settings, channel: Channel, sid: str, row: Mapping[str, A
         changes["error_code"] = resource["error_code"]
     if channel is CALL and str(resource.get("duration") or "").isdigit():
         changes["duration"] = int(resource["duration"])
-    with state_errors():
+    with state.state_errors():
         return sends.advance(settings, channel, sid, changes, None) or row
 
 

@@ -1,4 +1,4 @@
-"""The process-wide Twilio REST client (lazy, cached, fork-safe) with the two calls the app makes: create, fetch."""
+"""The process-wide Twilio REST client (lazy, cached, fork-safe) with the calls the app makes: create, fetch, find."""
 
 from __future__ import annotations
 
@@ -78,3 +78,20 @@ def fetch(settings: Settings, channel: Channel, sid: str) -> dict[str, Any]:
     if not isinstance(found, dict) or found.get("sid") != sid:
         raise BadResponse("not the resource")
     return found
+
+
+def find(settings: Settings, channel: Channel, filters: dict[str, str | None]) -> list[dict[str, Any]]:
+    """GET the first page of the channel's 2010-04-01 list, newest first, filtered with Twilio's list parameters
+    (To, From, DateSent>, StartTime>, PageSize; None leaves one out); its resources."""
+    version = rest_api(settings)
+    account_sid = version.domain.twilio.account_sid
+    params = {name: value for name, value in filters.items() if value is not None}
+    try:
+        page = version.fetch("GET", f"/Accounts/{account_sid}/{channel.resource}.json", params=params,
+                             headers=dict(HEADERS))
+    except ValueError:
+        raise BadResponse("not JSON") from None
+    listed = page.get(channel.resource.lower()) if isinstance(page, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(item, dict) and item.get("sid") for item in listed):
+        raise BadResponse("not the list")
+    return listed

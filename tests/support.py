@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -123,20 +124,6 @@ def entities(connection_string: str, table: str) -> list[dict[str, Any]]:
         return list(client.list_entities())
 
 
-def table_calls(monkeypatch: pytest.MonkeyPatch, table: str) -> list[str]:
-    """The names of the Table operations the app makes on `table` from now on, in order (a spy on TableClient)."""
-    from azure.data.tables import TableClient
-
-    calls: list[str] = []
-    for name in ("query_entities", "get_entity", "create_entity", "update_entity", "delete_entity"):
-        def spy(self, *args, _real=getattr(TableClient, name), _name=name, **kwargs):
-            if self.table_name == table:
-                calls.append(_name)
-            return _real(self, *args, **kwargs)
-        monkeypatch.setattr(TableClient, name, spy)
-    return calls
-
-
 def clear_tables(connection_string: str) -> None:
     """Delete every entity of the app's tables (the tables stay: the app remembers it created them)."""
     from azure.core.exceptions import ResourceNotFoundError
@@ -152,3 +139,52 @@ def clear_tables(connection_string: str) -> None:
                     client.delete_entity(entity["PartitionKey"], entity["RowKey"])
             except ResourceNotFoundError:
                 pass
+
+
+class TableFaults:
+    """The app's Table operations counted from arm() (1, 2, ...), all of them or those on one table or partition;
+    those numbered there raise ServiceRequestError, as when the storage account cannot be reached, and reach no
+    storage."""
+
+    OPERATIONS = ("get_entity", "create_entity", "update_entity", "delete_entity", "query_entities")
+
+    def __init__(self, monkeypatch: Any, table: str | None = None) -> None:
+        from azure.data.tables import TableClient
+
+        self.table = table
+        self.operations: list[str] = []  # the names of the operations counted since arm(), in order
+        self.failing: set[int] = set()
+        self.partition: str | None = None
+        self._lock = threading.Lock()
+        for name in self.OPERATIONS:
+            monkeypatch.setattr(TableClient, name, self._counted(name, getattr(TableClient, name)))
+
+    def arm(self, *numbers: int, partition: str | None = None) -> TableFaults:
+        """Count afresh (only the operations on `partition`, if given): the operations with these numbers fail."""
+        with self._lock:
+            self.operations, self.failing, self.partition = [], set(numbers), partition
+        return self
+
+    def _counted(self, name: str, operation: Any) -> Any:
+        from azure.core.exceptions import ServiceRequestError
+
+        @functools.wraps(operation)
+        def run(client: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.table not in (None, client.table_name) or self.partition not in (None, _partition(args, kwargs)):
+                return operation(client, *args, **kwargs)
+            with self._lock:
+                self.operations.append(name)
+                failing = len(self.operations) in self.failing
+            if failing:
+                raise ServiceRequestError(f"injected fault on {name}")
+            return operation(client, *args, **kwargs)
+
+        return run
+
+
+def _partition(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The PartitionKey a TableClient operation touches: an entity's, a key argument, or a query's @partition."""
+    if "parameters" in kwargs:
+        return kwargs["parameters"].get("partition")
+    first = args[0] if args else kwargs.get("entity", kwargs.get("partition_key"))
+    return first.get("PartitionKey") if isinstance(first, dict) else first

@@ -17,11 +17,14 @@ import make_call
 import send_sms
 from devtools.azurite import Azurite, free_port
 from tests.servers import node
-from tests.support import ROOT, body_of, creates, json_request
+from shared.calls import CallRequest
+from shared.messaging import SmsRequest
+from tests.support import ROOT, TableFaults, body_of, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
 TO = "+14155550123"
+REQUESTS = {"sms": {"to": TO, "body": "hello"}, "call": {"to": TO, "message": "hi"}}  # what sms() and call() send
 
 
 
@@ -208,7 +211,7 @@ def test_idempotency_in_flight_record_of_a_dead_worker_returns_502_outcome_unkno
     response = sms()
     error = body_of(response)["error"]
     assert (response.status_code, error["code"]) == (502, "outcome_unknown")
-    assert "status lookup" in error["message"]
+    assert "Check before sending again" in error["message"]
     assert creates(stateful, "Messages") == 1
 
 
@@ -238,3 +241,122 @@ def test_idempotency_storage_down_with_key_is_503_and_without_key_sends(stateful
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
     assert creates(stateful, "Messages") == 1
     assert sms(None).status_code == 201  # no key: no promise that needs state
+
+
+def test_idempotency_claimed_key_whose_release_failed_is_resumed_by_a_retry_that_sends_once(stateful, monkeypatch):
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
+    faults = TableFaults(monkeypatch).arm(2, 3)  # the claim is written; the quota's insert fails, then the release
+    first = sms()
+    assert (first.status_code, body_of(first)["error"]["code"]) == (503, "state_unavailable")
+    assert faults.operations[:3] == ["create_entity", "create_entity", "delete_entity"]
+    faults.arm()
+    second = sms()  # "nothing was sent, try again": the record says not_sent, so the retry sends
+    assert second.status_code == 201 and "Idempotent-Replayed" not in second.headers
+    assert sms().headers["Idempotent-Replayed"] == "true"
+    assert creates(stateful, "Messages") == 1
+
+
+def test_idempotency_worker_whose_not_sent_key_a_retry_resumed_sends_nothing(stateful, monkeypatch, azurite):
+    import shared.quota
+
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "5")
+    take, paused, resume = shared.quota._take, threading.Event(), threading.Event()
+
+    def first_one_held(settings, slot):
+        if not paused.is_set():  # the first request, between its claim and Twilio
+            paused.set()
+            resume.wait(10)
+        return take(settings, slot)
+
+    monkeypatch.setattr(shared.quota, "_take", first_one_held)
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(response=sms()))
+    worker.start()
+    assert paused.wait(10)
+    second = sms()  # finds the key not_sent, resumes it and sends
+    resume.set()
+    worker.join(10)
+    assert second.status_code == 201
+    assert (first["response"].status_code, body_of(first["response"])["error"]["code"]) == (
+        409, "idempotency_in_progress")  # its create_attempted found the key taken: it sent nothing
+    assert creates(stateful, "Messages") == 1
+    [counter] = entities(azurite.connection_string, "TwilioQuotas")
+    assert counter["count"] == 1  # the first one's slot went back
+
+
+def listings(sandbox, resource: str) -> list[dict]:
+    """The list requests (GET .../Messages.json or .../Calls.json) that reached the sandbox."""
+    return [r for r in sandbox.requests if r["method"] == "GET" and r["path"].endswith(f"/{resource}.json")]
+
+
+def age(azurite, key: str, minutes: int = 5) -> None:
+    """The key's record as it stands, begun `minutes` ago: its worker is long gone."""
+    put_record(azurite, key, started_at=datetime.now(timezone.utc) - timedelta(minutes=minutes))
+
+
+def attempt(azurite, key: str, kind: str, **fields) -> None:
+    """An in-flight record whose worker died after asking Twilio, 5 minutes ago, for this kind of send to TO."""
+    from shared.channels import CHANNELS
+    from shared.idempotency import fingerprint
+    from shared.settings import load_settings
+
+    request = {"sms": SmsRequest, "call": CallRequest}[kind].parse(REQUESTS[kind], load_settings())
+    now = datetime.now(timezone.utc)
+    put_record(azurite, key, fingerprint=fingerprint(CHANNELS[kind], request), state="in_flight",
+               phase="create_attempted", kind=kind, to_number=TO, from_number="+15005550006",
+               started_at=now - timedelta(minutes=5), expires_at=now + timedelta(hours=1), **fields)
+
+
+def test_idempotency_worker_died_after_twilio_created_the_sms_retry_gets_it_reconciled(stateful, azurite, monkeypatch):
+    faults = TableFaults(monkeypatch).arm(4)  # claim, create_attempted, the send's record; its outcome is lost
+    first = sms()
+    assert faults.operations[3] == "update_entity"
+    assert stateful.wait_for(lambda: stateful.messages[0]["date_sent"], timeout=5)
+    assert sms().status_code == 409  # within its time budget the first may still be at work
+    age(azurite, "k1")
+    retry = sms()
+    assert (retry.status_code, retry.headers["Idempotent-Replayed"]) == (201, "true")
+    reconciled = body_of(retry)  # the same send, with its status as Twilio now shows it
+    assert reconciled == {**body_of(first), "status": reconciled["status"], "reconciled": True}
+    assert sms().get_body() == retry.get_body()  # stored: answered from the record from now on
+    assert creates(stateful, "Messages") == 1
+    [listing] = listings(stateful, "Messages")
+    assert listing["query"]["To"] == [TO] and "DateSent>" in listing["query"]
+
+
+def test_idempotency_worker_died_before_twilio_created_anything_is_outcome_unknown_and_never_resent(stateful, azurite):
+    from shared.reconcile import digest
+
+    attempt(azurite, "k1", "sms", body_sha256=digest("hello"))
+    response = sms()
+    assert (response.status_code, body_of(response)["error"]["code"]) == (502, "outcome_unknown")
+    assert len(listings(stateful, "Messages")) == 1  # Twilio was asked what exists, and shows nothing
+    assert creates(stateful, "Messages") == 0
+
+
+def test_idempotency_unfinished_sms_with_another_body_to_the_number_is_not_taken_for_it(stateful, azurite):
+    from shared.reconcile import digest
+
+    assert sms(None, body={"to": TO, "body": "another text"}).status_code == 201
+    assert stateful.wait_for(lambda: stateful.messages[0]["date_sent"], timeout=5)
+    attempt(azurite, "k1", "sms", body_sha256=digest("hello"))
+    assert body_of(sms())["error"]["code"] == "outcome_unknown"
+    assert len(listings(stateful, "Messages")) == 1
+
+
+@pytest.mark.parametrize(("calls", "status"), [(1, 201), (2, 502)])
+def test_idempotency_unfinished_call_is_reconciled_only_when_exactly_one_call_matches(stateful, azurite, calls, status):
+    for _ in range(calls):
+        assert call(None).status_code == 201
+    assert stateful.wait_for(lambda: all(c["start_time"] for c in stateful.calls), timeout=5)
+    attempt(azurite, "c1", "call")
+    response = call()
+    assert response.status_code == status
+    if status == 201:
+        body = body_of(response)
+        assert (body["sid"], body["to"], body["reconciled"]) == (stateful.calls[0]["sid"], TO, True)
+        assert response.headers["Idempotent-Replayed"] == "true"
+    else:
+        assert body_of(response)["error"]["code"] == "outcome_unknown"
+    assert len(listings(stateful, "Calls")) == 1
+    assert creates(stateful, "Calls") == calls

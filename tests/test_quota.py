@@ -15,9 +15,10 @@ from azure.data.tables import TableClient, UpdateMode
 
 import make_call
 import send_sms
+from shared import state
 from devtools.azurite import Azurite, free_port
 from tests.servers import node
-from tests.support import ROOT, body_of, creates, entities, json_request, table_calls
+from tests.support import ROOT, TableFaults, body_of, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 CALL_URL = "http://localhost:7071/api/make_call"
@@ -84,7 +85,7 @@ def test_quota_per_destination_counts_sms_and_calls_together_per_hour(stateful, 
 
 def test_quota_per_destination_charges_from_this_process_cost_one_table_operation(stateful, azurite, monkeypatch):
     monkeypatch.setenv("QUOTA_PER_DESTINATION_PER_HOUR", "3")
-    calls = table_calls(monkeypatch, "TwilioQuotas")
+    calls = TableFaults(monkeypatch, "TwilioQuotas").arm().operations
     assert sms(to=OTHER).status_code == 201
     assert calls == ["create_entity"]  # never seen by this process: inserted without a read
     calls.clear()
@@ -107,10 +108,38 @@ def test_quota_over_one_limit_gives_back_the_slots_already_taken(stateful, monke
     assert counts == {"QUOTA_SMS_PER_USER_PER_DAY": 1, "QUOTA_SMS_PER_DAY": 1}  # bob's user slot went back
 
 
+@pytest.mark.parametrize(("quota", "failing"), [("QUOTA_SMS_PER_DAY", 1), ("QUOTA_SMS_PER_DAY", 2),
+                                              ("QUOTA_PER_DESTINATION_PER_HOUR", 1)],
+                         ids=["2nd quota read", "2nd quota write", "3rd quota insert"])
+def test_quota_storage_error_on_a_later_quota_gives_back_every_slot(stateful, monkeypatch, quota, failing):
+    for name in ("QUOTA_SMS_PER_USER_PER_DAY", "QUOTA_SMS_PER_DAY", "QUOTA_PER_DESTINATION_PER_HOUR"):
+        monkeypatch.setenv(name, "3")
+    faults = TableFaults(monkeypatch)
+    for _ in range(3):  # three "nothing was sent" answers
+        state._views.clear()  # each as a new instance: it reads a counter before it writes it
+        faults.arm(failing, partition=quota)
+        response = sms()
+        assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
+        assert len(faults.operations) == failing  # the fault was met, and ended the request
+    faults.arm()
+    assert [sms().status_code for _ in range(4)] == [201, 201, 201, 429]  # the limit of 3 is intact
+    assert creates(stateful, "Messages") == 3
+
+
 def test_quota_twilio_422_gives_the_slot_back(stateful, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
     stateful.inject_fault("status", status=400, body={"code": 21211, "message": "Invalid 'To'", "status": 400})
     assert sms().status_code == 422
+    assert sms().status_code == 201
+
+
+@pytest.mark.parametrize(("fault", "answer"), [({"status": 401}, (502, "twilio_auth_failed")),
+                                               ({"status": 429, "times": 3}, (429, "rate_limited"))])
+def test_quota_twilio_refusing_before_acting_gives_the_slot_back(stateful, monkeypatch, fault, answer):
+    monkeypatch.setenv("QUOTA_SMS_PER_USER_PER_DAY", "1")
+    stateful.inject_fault("status", **fault)
+    response = sms()
+    assert (response.status_code, body_of(response)["error"]["code"]) == answer
     assert sms().status_code == 201
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import send_sms
 from shared.quota import SHARDS
-from tests.support import ROOT, creates, entities, json_request, table_calls
+from tests.support import ROOT, TableFaults, creates, entities, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
 TO = "+14155550123"
@@ -128,7 +128,7 @@ def test_quota_app_wide_slot_given_back_elsewhere_is_taken_although_this_process
 
 def test_quota_app_wide_charge_after_the_first_costs_one_table_operation(stateful, azurite, monkeypatch):
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "100")
-    calls = table_calls(monkeypatch, "TwilioQuotas")
+    calls = TableFaults(monkeypatch, "TwilioQuotas").arm().operations
     assert sms().status_code == 201
     assert calls == ["query_entities", "create_entity"]  # a read, then the write
     calls.clear()

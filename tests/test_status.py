@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import azure.functions as func
@@ -14,7 +15,7 @@ import make_call
 import message_status
 import send_sms
 import status_callback
-from tests.support import body_of, json_request, signed_form
+from tests.support import ROOT, body_of, entities, json_request, signed_form
 from tests.signature_cases import FORGERIES
 
 SMS_URL = "http://localhost:7071/api/send_sms"
@@ -171,11 +172,34 @@ def test_lookup_refresh_twilio_error_maps_as_for_the_sends(stateful, monkeypatch
     assert (response.status_code, body_of(response)["error"]["code"]) == (502, "twilio_unavailable")
 
 
+def fetches(sandbox) -> int:
+    return len([r for r in sandbox.requests if r["method"] == "GET"])
+
+
+def test_lookup_of_a_status_twilio_keeps_non_final_fetches_it_at_most_once_per_10_s(stateful):
+    sid = sent_sms()
+    stateful.inject_fault("status", status=200, body={"sid": sid, "status": "sending"}, method="GET", times=None)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: body_of(lookup("message", sid))["status"], range(50)))
+    assert set(statuses) <= {"queued", "sending"} and statuses.count("sending") >= 1
+    assert fetches(stateful) == 1
+
+
+def test_lookup_refreshed_final_call_status_is_not_undone_by_a_late_in_progress_callback(stateful, azurite):
+    sid = placed_call()  # no public origin: no callbacks registered, so the lookup asks Twilio
+    stateful.inject_fault("status", status=200, body={"sid": sid, "status": "completed"}, method="GET")
+    assert body_of(lookup("call", sid))["status"] == "completed"  # refreshed: stored without a SequenceNumber
+    callback(CallSid=sid, CallStatus="in-progress", SequenceNumber="2")  # late, and delivered after the refresh
+    [record] = entities(azurite.connection_string, "TwilioSends")
+    assert record["status"] == "completed"
+    assert body_of(lookup("call", sid))["status"] == "completed"
+    assert fetches(stateful) == 1
+
+
 # -- end to end: the sandbox delivers the callbacks shuffled and duplicated, over HTTP -----------------------------
 @pytest.fixture
 def host(stateful, monkeypatch) -> Iterator:
     from devtools.local_host import LocalHost
-    from tests.support import ROOT
 
     with LocalHost(ROOT, host="127.0.0.1", port=0, function_key="").start() as running:
         monkeypatch.setenv("PUBLIC_BASE_URL", running.base_url)

@@ -101,9 +101,10 @@ class Flows:
         """initiated -> ringing -> in-progress, the signed fetch of the call's Url, then completed or failed."""
         started = time.monotonic()
         for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
-            changes = {} if status == "initiated" else {"status": status}
+            # Twilio's start_time is empty only until the call is dialed
+            changes = {"start_time": now_rfc2822()} if status == "initiated" else {"status": status}
             if status == "in-progress":
-                started, changes["start_time"] = time.monotonic(), now_rfc2822()
+                started = time.monotonic()
             call = self.store.update("calls", sid, changes) if self._step() else None
             if call is None:
                 return

@@ -1,4 +1,4 @@
-"""The emulated Twilio 2010-04-01 REST API: Basic auth, Messages and Calls created and fetched, faults applied."""
+"""The emulated Twilio 2010-04-01 REST API: Basic auth, Messages and Calls created, fetched, listed; faults applied."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
+
+from twilio.base.deserialize import rfc2822_datetime
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
@@ -20,6 +23,9 @@ JSON_TYPE = "application/json; charset=utf-8"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 REST_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$")
 MAX_BODY_CHARS = 1600
+# The date each list filters on: Messages by DateSent, Calls by StartTime (and EndTime), as Twilio documents them.
+LIST_DATES = {"messages": {"DateSent": "date_sent"}, "calls": {"StartTime": "start_time", "EndTime": "end_time"}}
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
 def _error(code: int, **fields: str) -> tuple[int, Any]:
@@ -87,8 +93,10 @@ class RestApi:
         if route["account"] != self.account_sid:
             return _error(20003)
         kind: Kind = "messages" if route["kind"] == "Messages" else "calls"
-        if request.method != ("GET" if route["sid"] else "POST"):  # no listing, no update
+        if route["sid"] and request.method != "GET" or request.method not in ("GET", "POST"):  # no update, no delete
             return _error(20004)
+        if not route["sid"] and request.method == "GET":
+            return self._list(kind, request)
         if not route["sid"]:
             return self._create_message(request.form) if kind == "messages" else self._create_call(request.form)
         found = self._store.get(kind, route["sid"])
@@ -128,3 +136,56 @@ class RestApi:
             "twiml": None, "webhook_status": None, "twilio_error": None})
         self._store.add("calls", call)
         return 201, public(call)
+
+    def _list(self, kind: Kind, request: Request) -> tuple[int, Any]:
+        """A page of the list, newest first, as Twilio's API documents its filters: To and From match exactly;
+        DateSent (messages), StartTime and EndTime (calls) match that day, with '<' on or before and '>' on or after
+        it (the URL reads DateSent>=2026-12-05); a date and time compares to the second; a resource without the date
+        never matches. PageSize (default 50, at most 1000) sizes a page; the next one starts after its PageToken
+        (next_page_uri has it), and Page is only echoed, as Twilio does."""
+        args = request.args
+        try:
+            dates = [(field, op, _date(args[name + op])) for name, field in LIST_DATES[kind].items()
+                     for op in ("", "<", ">") if args.get(name + op)]
+            size, number = int(args.get("PageSize", DEFAULT_PAGE_SIZE)), int(args.get("Page", 0))
+        except ValueError:
+            return _error(20001)
+        if not 1 <= size <= MAX_PAGE_SIZE or number < 0:
+            return _error(20001)
+
+        def matches(resource: dict[str, Any]) -> bool:
+            exact = (("To", "to"), ("From", "from"))
+            if any(args.get(name) and resource[field] != args[name] for name, field in exact):
+                return False
+            return all(_compare(resource[field], op, value) for field, op, value in dates)
+
+        found = [public(resource) for resource in reversed(self._store.all(kind)) if matches(resource)]
+        after = args.get("PageToken", "").removeprefix("PA")  # the SID the previous page ended with
+        start = next((n + 1 for n, resource in enumerate(found) if resource["sid"] == after), 0) if after else 0
+        page = found[start:start + size]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/{kind.capitalize()}.json?PageSize={size}"
+        more = start + size < len(found)
+        return 200, {kind: page, "page": number, "page_size": size, "start": start,
+                     "end": start + max(len(page) - 1, 0), "uri": f"{uri}&Page={number}",
+                     "first_page_uri": f"{uri}&Page=0", "previous_page_uri": None,
+                     "next_page_uri": f"{uri}&Page={number + 1}&PageToken=PA{page[-1]['sid']}" if more else None}
+
+
+def _date(value: str) -> date | datetime:
+    """A filter's value: a day (YYYY-MM-DD) or a moment (ISO 8601 with a time zone, as twilio-python sends one)."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return date.fromisoformat(value)
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("a date and time needs its time zone")
+    return moment
+
+
+def _compare(rfc2822: str | None, op: str, value: date | datetime) -> bool:
+    """Whether a resource's date (Twilio's RFC 2822 text, or None) is on (''), on or before ('<') or on or after
+    ('>') the filter's day, or moment."""
+    moment = rfc2822_datetime(rfc2822) if rfc2822 else None
+    if not isinstance(moment, datetime):
+        return False
+    mine: date | datetime = moment if isinstance(value, datetime) else moment.date()
+    return {"": mine == value, "<": mine <= value, ">": mine >= value}[op]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -144,14 +146,62 @@ def test_rest_unknown_sid_or_path_returns_404_20404(sandbox: TwilioSandbox) -> N
     assert (unknown_path.status_code, unknown_path.json()["code"]) == (404, 20404)
 
 
-def test_rest_list_or_update_returns_405_20004(sandbox: TwilioSandbox) -> None:
+def test_rest_update_returns_405_20004(sandbox: TwilioSandbox) -> None:
     sid = create(sandbox, "Messages", SMS).json()["sid"]
 
-    listing = requests.get(api(sandbox, "Messages"), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
     update = requests.post(api(sandbox, "Messages", sid), data={"Body": "x"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
 
-    assert (listing.status_code, listing.json()["code"]) == (405, 20004)
     assert (update.status_code, update.json()["code"]) == (405, 20004)
+
+
+def listed(sandbox: TwilioSandbox, resource: str, **query: str) -> list[str]:
+    """The SIDs a list request answers; `DateSent_after`-style names become Twilio's DateSent> (the URL then reads
+    DateSent>=2026-12-05, as Twilio's docs write it)."""
+    names = {"_after": ">", "_before": "<"}
+    params = {re.sub("_(after|before)$", lambda m: names[m.group()], name): value for name, value in query.items()}
+    answer = requests.get(f"{api(sandbox, resource)}?{urlencode(params, safe='<>')}", auth=(ACCOUNT_SID, AUTH_TOKEN),
+                          timeout=5)
+    assert answer.status_code == 200, answer.text
+    return [item["sid"] for item in answer.json()[resource.lower()]]
+
+
+def test_list_messages_filters_by_to_from_and_date_sent_as_twilio_documents(client: Client,
+                                                                           sandbox: TwilioSandbox) -> None:
+    first, other_to, second = (create(sandbox, "Messages", MultiDict({**SMS, **extra})).json()["sid"]
+                               for extra in ({}, {"To": "+15557654321"}, {"Body": "again"}))
+    assert sandbox.wait_for(lambda: all(m["date_sent"] for m in sandbox.messages))
+    today = datetime.now(timezone.utc).date()
+    day, before, after = (str(today + timedelta(days=n)) for n in (0, -1, 1))
+
+    assert listed(sandbox, "Messages", To=CUSTOMER) == [second, first]  # newest first
+    assert listed(sandbox, "Messages", From=SENDER, DateSent=day) == [second, other_to, first]
+    assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_after=day) == [second, first]
+    assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_after=after) == []
+    assert listed(sandbox, "Messages", To=CUSTOMER, DateSent_before=before) == []
+    next_page = requests.get(api(sandbox, "Messages"), params={"PageSize": "1"}, auth=(ACCOUNT_SID, AUTH_TOKEN),
+                             timeout=5).json()["next_page_uri"]
+    assert listed(sandbox, "Messages", **dict(parse_qsl(urlsplit(next_page).query))) == [other_to]
+    recent = datetime.now(timezone.utc) - timedelta(minutes=1)
+    sdk = client.messages.list(to=CUSTOMER, from_=SENDER, date_sent_after=recent)  # a date and time, to the second
+    assert [message.sid for message in sdk] == [second, first]
+
+
+def test_list_calls_filters_by_start_time_which_a_call_has_once_dialed(client: Client, sandbox: TwilioSandbox,
+                                                                       app: FakeApp) -> None:
+    call = client.calls.create(to=CUSTOMER, from_=SENDER, url=app.url("/voice"))
+    today = str(datetime.now(timezone.utc).date())
+    assert sandbox.wait_for(lambda: sandbox.calls[0]["start_time"])
+
+    assert listed(sandbox, "Calls", To=CUSTOMER, From=SENDER, StartTime_after=today) == [call.sid]
+    assert listed(sandbox, "Calls", To=SENDER) == []
+    assert [found.sid for found in client.calls.list(to=CUSTOMER, start_time_after=datetime(2026, 1, 1))] == [call.sid]
+
+
+@pytest.mark.parametrize("query", ["DateSent>=yesterday", "PageSize=0", "PageSize=1001", "DateSent=2026-12-05T10:00"])
+def test_list_bad_filter_returns_400_20001(sandbox: TwilioSandbox, query: str) -> None:
+    answer = requests.get(f"{api(sandbox, 'Messages')}?{query}", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+
+    assert (answer.status_code, answer.json()["code"]) == (400, 20001)
 
 
 def test_request_id_header_matches_activity_and_request_log(sandbox: TwilioSandbox) -> None:
