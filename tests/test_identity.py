@@ -87,7 +87,6 @@ BAD_TOKENS = {
                                                       idp.private_key, algorithm="RS256", headers={"kid": idp.kid}),
     "missing_exp": lambda idp: "Bearer " + jwt.encode({k: v for k, v in claims(idp).items() if k != "exp"},
                                                       idp.private_key, algorithm="RS256", headers={"kid": idp.kid}),
-    "basic_scheme": lambda idp: "Basic YWxpY2U6cGFzc3dvcmQ=",
     "bearer_without_token": lambda idp: "Bearer",
     "not_a_jwt": lambda idp: "Bearer not.a.jwt",
 }
@@ -115,6 +114,16 @@ def test_identity_missing_token_returns_401_bearer_challenge_without_error(idp, 
     response = sms(None)
     assert (response.status_code, body_of(response)["error"]["code"]) == (401, "unauthenticated")
     assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert app_env.requests == []
+
+
+@pytest.mark.parametrize("header", ["Basic YWxpY2U6cGFzc3dvcmQ=", "Token abc", "eyJhbGciOi.not-a-scheme"])
+def test_identity_authorization_not_bearer_returns_401_saying_so_not_invalid_or_expired(idp, app_env, header):
+    response = sms(header)
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (401, "unauthenticated")
+    assert "not a bearer token" in error["message"] and "expired" not in error["message"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"  # RFC 6750: no error code without a bearer attempt
     assert app_env.requests == []
 
 
