@@ -23,7 +23,7 @@ def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
 
     def wrap(handler: Handler) -> Main:
         def run(req: func.HttpRequest) -> func.HttpResponse:
-            if req.method.upper() != method:
+            if req.method.upper() != method:  # function.json lists no methods: this is the only check
                 raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
             return handler(req, load_settings())
 
