@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import make_call
 import send_sms
-from devtools.azurite import free_port
 from tests.support import RECIPIENT, ROOT, body_of, json_request
 
 SMS_URL = "http://localhost:7071/api/send_sms"
@@ -143,8 +142,8 @@ def test_identity_unknown_kids_refetch_at_most_once_a_minute(idp):
     assert idp.jwks_fetches == fetches + 1
 
 
-def test_identity_jwks_unreachable_returns_503_auth_unavailable(app_env, monkeypatch):
-    monkeypatch.setenv("AUTH_ISSUER", f"http://127.0.0.1:{free_port()}")  # nothing listens
+def test_identity_jwks_unreachable_returns_503_auth_unavailable(app_env, monkeypatch, refused_port):
+    monkeypatch.setenv("AUTH_ISSUER", f"http://127.0.0.1:{refused_port}")  # nothing listens
     monkeypatch.setenv("AUTH_AUDIENCE", "api")
     response = sms("Bearer " + app_env.idp.token())
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "auth_unavailable")
