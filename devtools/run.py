@@ -101,7 +101,7 @@ LOCAL_STORAGE = "UseDevelopmentStorage=true"  # the example's value: Azurite on 
 
 
 def start_state() -> Any:
-    """Azurite with its data in .azurite/, on a free port, as the app's AzureWebJobsStorage; None (after one line)
+    """Azurite with its data in .azurite/, on a port it picks, as the app's AzureWebJobsStorage; None (after one line)
     when a real storage account is configured or Node.js is missing."""
     from devtools.azurite import Azurite, NodeMissing, npm_ci
 
