@@ -70,7 +70,7 @@ print(json.dumps(seconds))
 
 
 def run(table: Table, sandbox: Any, rounds: int, sustain_seconds: float) -> None:
-    from devtools.azurite import Azurite, free_port, npm_ci
+    from devtools.azurite import Azurite, npm_ci
 
     with tempfile.TemporaryDirectory() as tmp:
         codes = {"this code": ROOT}
@@ -78,12 +78,12 @@ def run(table: Table, sandbox: Any, rounds: int, sustain_seconds: float) -> None
         if base:
             codes[f"before ({base})"] = _extract(base, Path(tmp) / "base")
         log = Path(tmp) / "azurite.log"
-        azurite = Azurite(npm_ci(), free_port(), debug_log=log).start()  # its log counts the operations
+        azurite = Azurite(npm_ci(), debug_log=log).start()  # its log counts the operations
         try:
             operations = _operations(sandbox, azurite.connection_string, Operations(log), sends=20)
         finally:
             azurite.stop()
-        azurite = Azurite(npm_ci(), free_port()).start()  # no debug log: it would slow every variant down
+        azurite = Azurite(npm_ci()).start()  # no debug log: it would slow every variant down
         try:
             settings = {**app_settings(sandbox.base_url), "AzureWebJobsStorage": azurite.connection_string}
             bursts = _bursts(codes, settings, rounds)
@@ -170,21 +170,18 @@ def _sustained(codes: dict[str, Path], settings: dict[str, str], rounds: int,
     """code -> variant -> sends per second through two local-host processes, one figure per round."""
     import requests
 
-    from devtools.azurite import free_port
+    from devtools.processes import listening_port
 
     results: dict[str, dict[str, list[float]]] = {code: {"none": [], "app-wide quota": []} for code in codes}
     for _ in range(max(1, rounds // 2)):
         for code, root in codes.items():
             for variant in results[code]:
-                ports = [free_port() for _ in range(2)]
                 env = child_env({**settings, **VARIANTS[variant]})
-                hosts = [subprocess.Popen([PYTHON, "-m", "devtools.local_host", "--root", str(root), "--port",
-                                           str(port), "--function-key", ""], cwd=root, env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+                hosts = [subprocess.Popen([PYTHON, "-m", "devtools.local_host", "--root", str(root), "--port", "0",
+                                           "--function-key", ""], cwd=root, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
                 try:
-                    urls = [f"http://127.0.0.1:{port}/api/send_sms" for port in ports]
-                    for url in urls:
-                        _wait_until_serving(url, requests)
+                    urls = [f"http://127.0.0.1:{listening_port(host, 30)}/api/send_sms" for host in hosts]  # serving
                     results[code][variant].append(_send_for(urls, seconds, requests))
                 finally:
                     for host in hosts:
@@ -213,14 +210,3 @@ def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
     if errors:
         raise RuntimeError(f"sustained sends answered {sorted(set(errors))}")
     return len(sent) / elapsed
-
-
-def _wait_until_serving(url: str, requests: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)  # 405: serving
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"no local host at {url} after {timeout:.0f} s")

@@ -25,11 +25,11 @@ VARIANTS = {
 
 
 def run(table: Table, sandbox: Any, sends: int, cold_runs: int) -> None:
-    from devtools.azurite import Azurite, free_port, npm_ci
+    from devtools.azurite import Azurite, npm_ci
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "azurite.log"
-        azurite = Azurite(npm_ci(), free_port(), debug_log=log).start()
+        azurite = Azurite(npm_ci(), debug_log=log).start()
         try:
             base = {**app_settings(sandbox.base_url), "AzureWebJobsStorage": azurite.connection_string}
             settings = {"plain": base, "key": base,

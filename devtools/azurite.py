@@ -1,4 +1,5 @@
-"""Azurite, the local Table Storage, for ./run.sh and the tests: the pinned npm package, started on a port, stopped."""
+"""Azurite, the local Table Storage, for ./run.sh and the tests: the pinned npm package, started on a port (by default
+one it picks itself), stopped."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ import fcntl
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Sequence
 
-from devtools.processes import stop_process_group
+from devtools.processes import listening_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
@@ -42,12 +41,6 @@ def npm_ci() -> str:
     return node
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def connection_string(port: int, account: str = ACCOUNT) -> str:
     """AzureWebJobsStorage for an account of the Azurite on 127.0.0.1:port."""
     return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
@@ -55,15 +48,19 @@ def connection_string(port: int, account: str = ACCOUNT) -> str:
 
 
 class Azurite:
-    """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`. Besides the
-    development account, it serves `accounts` (same key), each with tables of its own."""
+    """Azurite's Table service on 127.0.0.1:port (port 0: one the system gives it, known once started): in memory,
+    or keeping its data in `location`. Besides the development account, it serves `accounts` (same key), each with
+    tables of its own."""
 
-    def __init__(self, node: str, port: int, location: Path | None = None, debug_log: Path | None = None,
+    def __init__(self, node: str, port: int = 0, location: Path | None = None, debug_log: Path | None = None,
                  accounts: Sequence[str] = ()) -> None:
         self.node, self.port, self.location, self.debug_log = node, port, location, debug_log
         self.accounts = (ACCOUNT, *accounts)
         self.proc: subprocess.Popen | None = None
-        self.connection_string = connection_string(port)
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.port)
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
@@ -74,15 +71,12 @@ class Azurite:
              "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise NodeMissing(f"Azurite did not start on port {self.port}")
+        try:  # Azurite prints the port it was given, not the one it bound: ask the system which one it listens on
+            self.port = listening_port(self.proc, timeout)
+        except TimeoutError as exc:
+            self.stop()
+            raise NodeMissing(f"Azurite did not start: {exc}") from None
+        return self
 
     def stop(self) -> None:
         """Stop Azurite and anything it started (its own process group)."""

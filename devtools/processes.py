@@ -1,4 +1,5 @@
-"""Stopping a process group: the servers and commands dev tooling and tests start in groups of their own."""
+"""The servers and commands dev tooling and tests start (in process groups of their own): the port one listens on,
+whether it runs, stopping its group."""
 
 from __future__ import annotations
 
@@ -8,6 +9,30 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+
+def listening_port(process: subprocess.Popen, timeout: float) -> int:
+    """The TCP port `process` listens on, once it does: how a server started on port 0 tells the port it bound, with
+    no window in which another process could take it (Linux's /proc: the process's socket in LISTEN state).
+    TimeoutError when it exits first or does not listen within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        inodes = set()
+        with contextlib.suppress(FileNotFoundError):  # /proc/<pid>/fd: gone if it just exited
+            for fd in os.scandir(f"/proc/{process.pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd.path)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+        for table in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(f"/proc/{process.pid}/net/{table}").read_text().splitlines()[1:]:
+                    fields = line.split()  # sl, local_address (hex ip:port), rem_address, st (0A: LISTEN), ..., inode
+                    if fields[3] == "0A" and fields[9] in inodes:
+                        return int(fields[1].rsplit(":", 1)[1], 16)
+        time.sleep(0.05)
+    raise TimeoutError(f"process {process.pid} did not listen on a TCP port within {timeout:.0f} s"
+                       + (f" (it exited with code {process.returncode})" if process.returncode is not None else ""))
 
 
 def alive(pid: int) -> bool:

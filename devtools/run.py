@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -29,6 +30,8 @@ SETTINGS_FILE = "local.settings.json"
 SANDBOX_NUMBER = "+15005550006"  # Twilio's magic "always succeeds" sender
 DEMO_CALLER = "+14155550100"
 DEMO_RECIPIENT = "+14155550123"
+SANDBOX_API_KEY_SID = "SK" + "5a" * 16  # the sandbox's API key: REST Basic auth and voice_token's signing key
+SANDBOX_TWIML_APP_SID = "AP" + "5a" * 16  # stands in for the TwiML App whose Voice URL is /api/voice_webhook
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET")
 
@@ -76,17 +79,20 @@ def port_problem(host: str, port: int, flag: str) -> str | None:
     return None
 
 
-def wire_sandbox(sandbox: Any, app_url: str) -> None:
-    """Point the app at the sandbox: its credentials, REST origin, public URL and magic sender number."""
+def wire_sandbox(sandbox: Any, api_key_secret: str, app_url: str) -> None:
+    """Point the app at the sandbox: its credentials and API key (as Twilio, it takes either), a TwiML App SID (so
+    voice_token works), REST origin, public URL and magic sender number."""
     os.environ.update({
         "TWILIO_ACCOUNT_SID": sandbox.account_sid,
         "TWILIO_AUTH_TOKEN": sandbox.auth_token,
+        "TWILIO_API_KEY_SID": SANDBOX_API_KEY_SID,
+        "TWILIO_API_KEY_SECRET": api_key_secret,
+        "TWILIO_TWIML_APP_SID": SANDBOX_TWIML_APP_SID,
         "TWILIO_API_BASE_URL": sandbox.base_url,
         "PUBLIC_BASE_URL": app_url,
         "TWILIO_PHONE_NUMBER": SANDBOX_NUMBER,
     })
-    for name in ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_MESSAGING_SERVICE_SID"):
-        os.environ.pop(name, None)
+    os.environ.pop("TWILIO_MESSAGING_SERVICE_SID", None)
 
 
 DEMO_QUOTAS = {"QUOTA_SMS_PER_USER_PER_DAY": "20", "QUOTA_CALLS_PER_USER_PER_DAY": "10",
@@ -95,15 +101,15 @@ LOCAL_STORAGE = "UseDevelopmentStorage=true"  # the example's value: Azurite on 
 
 
 def start_state() -> Any:
-    """Azurite with its data in .azurite/, on a free port, as the app's AzureWebJobsStorage; None (after one line)
+    """Azurite with its data in .azurite/, on a port it picks, as the app's AzureWebJobsStorage; None (after one line)
     when a real storage account is configured or Node.js is missing."""
-    from devtools.azurite import Azurite, NodeMissing, free_port, npm_ci
+    from devtools.azurite import Azurite, NodeMissing, npm_ci
 
     if (os.environ.get("AzureWebJobsStorage") or LOCAL_STORAGE) != LOCAL_STORAGE:
         print("State: the storage account in AzureWebJobsStorage")
         return None
     try:
-        azurite = Azurite(npm_ci(), free_port(), location=ROOT / ".azurite").start()
+        azurite = Azurite(npm_ci(), location=ROOT / ".azurite").start()
     except NodeMissing as exc:
         print(f"Notice: {exc}, so Azurite (local Table Storage) is not started and quotas stay off")
         return None
@@ -161,6 +167,9 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
         ("What became of them (a few seconds later: delivered, completed)",
          f"curl -s {app_url}/api/messages/$SMS{auth}; echo; curl -s {app_url}/api/calls/$CALL{auth}"),
     ]
+    if signed_in:
+        examples.append(("A Voice SDK access token for alice (in-app calling; no body)",
+                         f"curl -s -X POST {app_url}/api/voice_token{auth}"))
     if sandbox_url:
         examples += [
             ("Simulate an inbound SMS (prints the app's TwiML reply)",
@@ -211,16 +220,18 @@ def follow_activity(sandbox: Any, stop: threading.Event) -> None:
 
 
 def port_number(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0 picks a free one)")
     return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./run.sh", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (default 127.0.0.1)")
-    parser.add_argument("--port", type=port_number, default=7071, help="app port (default 7071, as func start)")
-    parser.add_argument("--sandbox-port", type=port_number, default=8099, help="Twilio sandbox port (default 8099)")
+    parser.add_argument("--port", type=port_number, default=7071,
+                        help="app port (default 7071, as func start; 0: a free one, printed)")
+    parser.add_argument("--sandbox-port", type=port_number, default=8099,
+                        help="Twilio sandbox port (default 8099; 0: a free one, printed)")
     parser.add_argument("--sandbox", choices=("auto", "always", "never"), default="auto",
                         help="auto: use the sandbox unless real-looking Twilio credentials are configured")
     parser.add_argument("--function-key", metavar="KEY",
@@ -247,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func_path = shutil.which("func") if args.func else None
     if args.func and not func_path:
         fail("--func needs Azure Functions Core Tools, but `func` is not on PATH (install it, or drop --func)")
+    if args.func and not args.port:
+        fail("--func needs a --port other than 0: func start does not pick a free port")
     try:
         from_file = load_local_settings(ROOT)
     except ValueError as exc:
@@ -266,19 +279,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
     stop = threading.Event()
     sandbox = server = func = state = None
     signed_in = False
     try:
         state = start_state()
+        if args.func:
+            app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
+        else:
+            # Listening before the sandbox learns the app's URL, so that --port 0 is a port by then. The app reads
+            # its settings on each request, so the ones set below apply from the first.
+            # function_key None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that source too.
+            server = LocalHost(ROOT, host=args.host, port=args.port,
+                               function_key=None if key and not flag_key else key or "").start()
+            app_url = server.base_url
         if use_sandbox:
             from devtools.sandbox import TwilioSandbox
 
             if args.sandbox == "auto" and os.environ.get("TWILIO_ACCOUNT_SID"):
                 print(f"Notice: {problem}, so this runs on the Twilio sandbox, not real Twilio")
-            sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5).start()
-            wire_sandbox(sandbox, app_url)
+            api_key_secret = secrets.token_urlsafe(32)  # a new one each run, as long as a real one
+            sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5,
+                                    api_keys={SANDBOX_API_KEY_SID: api_key_secret}).start()
+            wire_sandbox(sandbox, api_key_secret, app_url)
             signed_in = wire_identity(sandbox, with_quotas=state is not None)
             threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
             print(f"Twilio: SANDBOX at {sandbox.base_url}")
@@ -298,10 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             func = subprocess.Popen([func_path, "start", "--port", str(args.port)], cwd=ROOT,
                                     stdin=subprocess.DEVNULL, process_group=0)  # stopped as a group, by us
         else:
-            # None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that as the source too.
-            server = LocalHost(ROOT, host=args.host, port=args.port,
-                               function_key=None if key and not flag_key else key or "")
-            server.start()
             print("Functions:")
             for name in sorted(server.functions):
                 print(f"  {name}: {server.url_template(name)}")

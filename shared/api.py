@@ -23,7 +23,7 @@ def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
 
     def wrap(handler: Handler) -> Main:
         def run(req: func.HttpRequest) -> func.HttpResponse:
-            if req.method.upper() != method:
+            if req.method.upper() != method:  # function.json lists no methods: this is the only check
                 raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
             return handler(req, load_settings())
 
@@ -43,6 +43,9 @@ def read_payload(req: func.HttpRequest) -> dict[str, Any]:
         raise AppError(400, "invalid_body", "The request body is not UTF-8.") from None
     if media_type == JSON or media_type.endswith("+json"):
         return _json_object(text)
+    if media_type in (FORM, "") and text.lstrip().startswith(("{", "[")):  # curl -d sends JSON as a form
+        raise AppError(415, "unsupported_media_type", "The body looks like JSON but was not sent as JSON: add the "
+                       "header 'Content-Type: application/json'.")
     if media_type == FORM:
         form: dict[str, Any] = {}
         for key, value in parse_qsl(text, keep_blank_values=True):

@@ -76,9 +76,12 @@ def _token_subject(req: func.HttpRequest, settings: Settings) -> str:
     if not header:
         raise _unauthenticated("Send 'Authorization: Bearer <token>'.", None)
     scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":  # another scheme (Basic, a bare token): not a token that expired, none at all
+        raise _unauthenticated("The Authorization header is not a bearer token: send 'Authorization: Bearer "
+                               "<token>'.", None)
     try:
-        if scheme.lower() != "bearer" or not token.strip():
-            raise jwt.InvalidTokenError("not a bearer token")
+        if not token.strip():
+            raise jwt.InvalidTokenError("no token after Bearer")
         key = _JWKS.key(settings, jwt.get_unverified_header(token.strip()).get("kid"))
         if key is None:
             raise jwt.InvalidTokenError("unknown signing key")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
@@ -23,18 +23,24 @@ ALLOWED_METHODS = ("GET", "POST")
 MAX_PARAMS = 500  # Twilio sends a few dozen; more is refused before any HMAC is computed
 
 
-def twilio_webhook(handler: Callable[[func.HttpRequest, Settings], str]) -> Main:
+def twilio_webhook(handler: Callable[[func.HttpRequest, Settings], str] | None = None, *,
+                   methods: tuple[str, ...] = ALLOWED_METHODS) -> Any:
     """Serve handler(req, settings)'s TwiML as main(req), only for requests carrying a valid X-Twilio-Signature; fails
-    closed (403/503). 405 unless GET/POST, before the settings are loaded (once)."""
+    closed (403/503). 405 unless one of `methods` (GET or POST unless given), before the settings are loaded (once).
+    Use as @twilio_webhook or @twilio_webhook(methods=("POST",))."""
 
-    def run(req: func.HttpRequest) -> func.HttpResponse:
-        if req.method.upper() not in ALLOWED_METHODS:
-            raise AppError(405, "method_not_allowed", "Use GET or POST.", headers={"Allow": "GET, POST"})
-        settings = load_settings()
-        verify(req, settings)
-        return xml_response(handler(req, settings))
+    def wrap(handler: Callable[[func.HttpRequest, Settings], str]) -> Main:
+        def run(req: func.HttpRequest) -> func.HttpResponse:
+            if req.method.upper() not in methods:  # function.json lists no methods: this is the only check
+                raise AppError(405, "method_not_allowed", f"Use {' or '.join(methods)}.",
+                               headers={"Allow": ", ".join(methods)})
+            settings = load_settings()
+            verify(req, settings)
+            return xml_response(handler(req, settings))
 
-    return entry_point(handler, run)
+        return entry_point(handler, run)
+
+    return wrap(handler) if handler is not None else wrap
 
 
 def verify(req: func.HttpRequest, settings: Settings) -> None:

@@ -8,7 +8,7 @@ from shared.settings import Settings
 from shared.webhook import twilio_webhook
 
 
-@twilio_webhook
+@twilio_webhook(methods=("POST",))  # Twilio posts status callbacks
 def main(req: func.HttpRequest, settings: Settings) -> str:
     apply_callback(settings, req.form)
     return twiml.empty()  # a 200 Twilio logs no error for; unknown SIDs too, so Twilio does not retry forever

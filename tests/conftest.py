@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 from tests.support import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, APP_LOGGERS, APP_SETTINGS, AUTH_TOKEN, SENDER,
-                           UNMASKED_NUMBER, LogRecorder, Storage, clear_tables)
+                           UNMASKED_NUMBER, LogRecorder, Storage, clear_tables, refused_port)
 
 if TYPE_CHECKING:
     from devtools.sandbox import TwilioSandbox
@@ -44,6 +44,13 @@ def logs() -> Iterator[LogRecorder]:
         if name.split(".")[0] in APP_LOGGERS:
             assert not UNMASKED_NUMBER.search(text), f"unmasked phone number in a log record of {name}: {text!r}"
             assert ACCOUNT_SID not in text, f"account SID in a log record of {name}: {text!r}"
+
+
+@pytest.fixture(name="refused_port")
+def refused_port_fixture() -> Iterator[int]:
+    """A loopback port that refuses every connection during the test (tests/support.py refused_port)."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture
@@ -84,12 +91,12 @@ def stateful(app_env: TwilioSandbox, azurite: Storage, monkeypatch: pytest.Monke
 def azurite_server(pytestconfig: pytest.Config) -> Storage:
     """The run's in-memory Azurite (Table service, tests/servers.py), with a storage account per xdist worker (gw0,
     gw1, ...): each test process has tables of its own."""
-    from devtools.azurite import ACCOUNT, Azurite, connection_string, free_port
+    from devtools.azurite import ACCOUNT, Azurite, connection_string
     from tests.servers import node, shared_server
 
     def start(folder: Path) -> dict[str, Any]:
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-        server = Azurite(node(), free_port(), accounts=[f"gw{n}" for n in range(workers)]).start()
+        server = Azurite(node(), accounts=[f"gw{n}" for n in range(workers)]).start()
         return {"pid": server.proc.pid, "port": server.port}
 
     port = shared_server(pytestconfig, "azurite", start)["port"]

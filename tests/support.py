@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import re
+import socket
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
@@ -100,6 +102,18 @@ def signed_get(url: str, *, token: str = AUTH_TOKEN, signed_url: str | None = No
     """A webhook GET as Twilio sends it: parameters only in the URL, signed over the URL."""
     return func.HttpRequest("GET", url, body=b"", params=query_params(url),
                             headers={"x-twilio-signature": sign(signed_url or url, {}, token), **(headers or {})})
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses every connection while the block runs. A socket bound to it, never listening,
+    holds it, so no bind(0) elsewhere is given it (binding port 0 and closing would free it for anyone). The socket
+    has SO_REUSEADDR, so a server told to bind this very port later (with SO_REUSEADDR too, as werkzeug's servers)
+    still can: Linux lets both bind while neither listens."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
 def body_of(response: func.HttpResponse) -> Any:

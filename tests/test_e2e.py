@@ -107,9 +107,11 @@ def test_e2e_function_key_in_code_query_parameter_is_accepted(host):
     assert response.status_code == 201
 
 
-def test_e2e_get_on_mobile_endpoint_is_404_from_the_host_as_in_azure(host, app_env):
+def test_e2e_get_on_mobile_endpoint_is_the_apps_json_405_after_the_hosts_key_check(host, app_env):
+    assert requests.get(host.url_for("send_sms"), timeout=5).status_code == 401  # the host: no function key
     response = requests.get(host.url_for("send_sms"), headers={"x-functions-key": FUNCTION_KEY}, timeout=5)
-    assert (response.status_code, response.content) == (404, b"")  # function.json lists only POST
+    assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert response.headers["Allow"] == "POST"  # function.json lists no methods: the app answers
     assert app_env.requests == []
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import make_call
 import send_sms
-from devtools.azurite import Azurite, free_port
+from devtools.azurite import Azurite
 from tests.servers import node
 from shared.calls import CallRequest
 from shared.messaging import SmsRequest
@@ -233,7 +233,7 @@ def test_idempotency_ttl_setting_invalid_returns_503_naming_it(stateful, monkeyp
 
 
 def test_idempotency_storage_down_with_key_is_503_and_without_key_sends(stateful, monkeypatch):
-    own = Azurite(node(), free_port()).start()
+    own = Azurite(node()).start()
     monkeypatch.setenv("AzureWebJobsStorage", own.connection_string)
     assert sms("before").status_code == 201
     own.stop()

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 import make_call
 import send_sms
-from devtools.azurite import free_port
 from shared.identity import VOICE_IDENTITY_MAX, voice_identity
 from tests.support import RECIPIENT, ROOT, body_of, json_request
 
@@ -94,7 +93,6 @@ BAD_TOKENS = {
                                                       idp.private_key, algorithm="RS256", headers={"kid": idp.kid}),
     "missing_exp": lambda idp: "Bearer " + jwt.encode({k: v for k, v in claims(idp).items() if k != "exp"},
                                                       idp.private_key, algorithm="RS256", headers={"kid": idp.kid}),
-    "basic_scheme": lambda idp: "Basic YWxpY2U6cGFzc3dvcmQ=",
     "bearer_without_token": lambda idp: "Bearer",
     "not_a_jwt": lambda idp: "Bearer not.a.jwt",
 }
@@ -125,6 +123,16 @@ def test_identity_missing_token_returns_401_bearer_challenge_without_error(idp, 
     assert app_env.requests == []
 
 
+@pytest.mark.parametrize("header", ["Basic YWxpY2U6cGFzc3dvcmQ=", "Token abc", "eyJhbGciOi.not-a-scheme"])
+def test_identity_authorization_not_bearer_returns_401_saying_so_not_invalid_or_expired(idp, app_env, header):
+    response = sms(header)
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (401, "unauthenticated")
+    assert "not a bearer token" in error["message"] and "expired" not in error["message"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"  # RFC 6750: no error code without a bearer attempt
+    assert app_env.requests == []
+
+
 def test_identity_key_rotation_new_key_validates_after_one_refetch(idp):
     assert sms("Bearer " + idp.token()).status_code == 201
     fetches = idp.jwks_fetches
@@ -141,8 +149,8 @@ def test_identity_unknown_kids_refetch_at_most_once_a_minute(idp):
     assert idp.jwks_fetches == fetches + 1
 
 
-def test_identity_jwks_unreachable_returns_503_auth_unavailable(app_env, monkeypatch):
-    monkeypatch.setenv("AUTH_ISSUER", f"http://127.0.0.1:{free_port()}")  # nothing listens
+def test_identity_jwks_unreachable_returns_503_auth_unavailable(app_env, monkeypatch, refused_port):
+    monkeypatch.setenv("AUTH_ISSUER", f"http://127.0.0.1:{refused_port}")  # nothing listens
     monkeypatch.setenv("AUTH_AUDIENCE", "api")
     response = sms("Bearer " + app_env.idp.token())
     assert (response.status_code, body_of(response)["error"]["code"]) == (503, "auth_unavailable")

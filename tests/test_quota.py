@@ -15,8 +15,8 @@ from azure.data.tables import TableClient, UpdateMode
 
 import make_call
 import send_sms
+from devtools.azurite import Azurite
 from shared import state
-from devtools.azurite import Azurite, free_port
 from tests.servers import node
 from tests.support import ROOT, TableFaults, body_of, creates, entities, json_request
 
@@ -165,15 +165,15 @@ def test_quota_invalid_setting_returns_503_naming_it(stateful, monkeypatch, valu
     assert "QUOTA_SMS_PER_DAY" in body_of(response)["error"]["message"]
 
 
-def test_quota_zero_means_unlimited_and_touches_no_storage(app_env, monkeypatch):
+def test_quota_zero_means_unlimited_and_touches_no_storage(app_env, monkeypatch, refused_port):
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "0")
     monkeypatch.setenv("AzureWebJobsStorage", f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
-                       f"a2V5;TableEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;")  # nothing listens
+                       f"a2V5;TableEndpoint=http://127.0.0.1:{refused_port}/devstoreaccount1;")  # nothing listens
     assert sms().status_code == 201
 
 
 def test_quota_storage_down_returns_503_state_unavailable_and_sends_nothing(app_env, monkeypatch):
-    own = Azurite(node(), free_port()).start()  # its own instance: the session's Azurite keeps running
+    own = Azurite(node()).start()  # its own instance: the session's Azurite keeps running
     monkeypatch.setenv("AzureWebJobsStorage", own.connection_string)
     monkeypatch.setenv("QUOTA_SMS_PER_DAY", "5")
     try:

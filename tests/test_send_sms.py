@@ -144,6 +144,18 @@ def test_send_sms_other_content_type_returns_415(app_env):
     assert app_env.requests == []
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", None], ids=["form", "none"])
+@pytest.mark.parametrize("raw", [b'{"to": "+14155550123", "body": "hi"}', b'  [{"to": "+14155550123"}]'])
+def test_send_sms_json_without_json_content_type_returns_415_naming_the_header(app_env, content_type, raw):
+    import azure.functions as func
+    headers = {"content-type": content_type} if content_type else {}
+    response = send_sms.main(func.HttpRequest("POST", URL, headers=headers, body=raw))
+    error = body_of(response)["error"]
+    assert (response.status_code, error["code"]) == (415, "unsupported_media_type")
+    assert "Content-Type: application/json" in error["message"] and "Unknown field" not in error["message"]
+    assert app_env.requests == []
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_send_sms_non_post_method_returns_405(app_env, method):
     response = send_sms.main(json_request(URL, {"to": RECIPIENT, "body": "x"}, method=method))

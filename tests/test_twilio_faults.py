@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -216,21 +215,18 @@ def test_upstream_429_retry_after_beyond_budget_is_not_retried(app_env, name):
 
 
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
-def test_upstream_connect_refused_is_retried_within_bound_then_returns_502(app_env, name, monkeypatch, attempts):
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
-        monkeypatch.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
-        response, elapsed = invoke(name)
+def test_upstream_connect_refused_is_retried_within_bound_then_returns_502(app_env, name, monkeypatch, attempts,
+                                                                          refused_port):
+    monkeypatch.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{refused_port}")
+    response, elapsed = invoke(name)
     assert (response.status_code, body_of(response)["error"]["code"]) == (502, "twilio_unreachable")
     assert len(attempts) == 3
     assert elapsed < 2
 
 
-def test_upstream_connect_refused_then_up_is_retried_and_succeeds(app_env, monkeypatch, attempts):
+def test_upstream_connect_refused_then_up_is_retried_and_succeeds(app_env, monkeypatch, attempts, refused_port):
     import threading
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port  # the sandbox that comes up late binds it too (see refused_port)
     monkeypatch.setenv("TWILIO_API_BASE_URL", f"http://127.0.0.1:{port}")
     from devtools.sandbox import TwilioSandbox
     from tests.support import ACCOUNT_SID, AUTH_TOKEN

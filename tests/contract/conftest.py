@@ -1,4 +1,4 @@
-"""Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a free loopback port.
+"""Stoplight Prism mocking Twilio's official OpenAPI spec (api_v2010), on a loopback port it binds itself.
 
 Prism and the spec (shipped in @twilio-alpha/mcp) are pinned in the repo's package.json / package-lock.json and
 installed into ./node_modules by `npm ci` (tests/servers.py `node()`, which skips without node, or fails when
@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.azurite import free_port
-from devtools.processes import stop_process_group
+from devtools.processes import listening_port, stop_process_group
 from tests.servers import node, shared_server
 from tests.support import ROOT
 
@@ -82,23 +79,14 @@ def prism(pytestconfig: pytest.Config) -> Prism:
 def start_prism(folder: Path) -> dict[str, Any]:
     node_path = node()
     spec = spec_for_prism(folder / "twilio_api_v2010.json")
-    port, log = free_port(), folder / "prism.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([node_path, str(PRISM_JS), "mock", "--errors", "-h", "127.0.0.1", "-p", str(port),
+    log = folder / "prism.log"
+    with open(log, "wb") as out:  # port 0: the port it bound is read from the process, no race for a free one
+        proc = subprocess.Popen([node_path, str(PRISM_JS), "mock", "--errors", "-h", "127.0.0.1", "-p", "0",
                                  str(spec)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "NO_COLOR": "1"})
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _listening(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_process_group(proc)
-            pytest.fail(f"Prism did not start (exit code {proc.poll()}):\n{log.read_text()}", pytrace=False)
-        time.sleep(0.05)
-    return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}
-
-
-def _listening(port: int) -> bool:
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+        port = listening_port(proc, STARTUP_TIMEOUT_S)
+    except TimeoutError as exc:
+        stop_process_group(proc)
+        pytest.fail(f"Prism did not start ({exc}):\n{log.read_text()}", pytrace=False)
+    return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}

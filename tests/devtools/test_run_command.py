@@ -17,10 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
-from devtools.azurite import free_port
 from devtools.processes import alive, stop_process_group
 from tests.servers import node
 from tests.support import APP_SETTINGS, ROOT
@@ -89,11 +89,12 @@ def app(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start(app: Path) -> Iterator:
-    """start(*args, env=...) runs devtools.run in the app copy on free ports; everything is killed afterwards."""
+    """start(*args, env=...) runs devtools.run in the app copy, its servers on ports they pick (--port 0
+    --sandbox-port 0; `port` reads them from its output); everything is killed afterwards."""
     commands: list[Command] = []
 
     def start(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> Command:
-        ports = ("--port", str(free_port()), "--sandbox-port", str(free_port()))
+        ports = ("--port", "0", "--sandbox-port", "0")
         argv = [*prefix, sys.executable, "-m", "devtools.run", *ports, *args]
         commands.append(Command(argv, app, clean_env() if env is None else env))
         return commands[-1]
@@ -103,13 +104,16 @@ def start(app: Path) -> Iterator:
         stop_process_group(command.proc, timeout=15)
 
 
-def option(command: Command, name: str) -> int:
-    return int(command.proc.args[command.proc.args.index(name) + 1])
+def port(command: Command, server: str) -> int:
+    """The port the app ("app": its functions' URLs) or the sandbox ("sandbox") listens on, as printed."""
+    prefix = "  send_sms: " if server == "app" else "Twilio: SANDBOX at "
+    url = next(line[len(prefix):] for line in command.lines if line.startswith(prefix))
+    return int(urlsplit(url).port)
 
 
 def token(command: Command) -> str:
     """A bearer token for alice from the sandbox's development identity provider."""
-    request = urllib.request.Request(f"http://127.0.0.1:{option(command, '--sandbox-port')}/_sandbox/token",
+    request = urllib.request.Request(f"http://127.0.0.1:{port(command, 'sandbox')}/_sandbox/token",
                                      b'{"sub": "alice"}', {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=15) as response:
         return json.loads(response.read())["access_token"]
@@ -133,17 +137,18 @@ def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_in
     command.wait_for_ready()
     examples = command.output.split("Try it (copy-paste):")[1].split("Ready.")[0]
     lines = [line for line in examples.splitlines() if line and not line.startswith("#")]
-    assert [line.split("=")[0] for line in lines[:2]] == ["TOKEN", "SMS"] and len(lines) == 8
+    assert [line.split("=")[0] for line in lines[:2]] == ["TOKEN", "SMS"] and len(lines) == 9
     script = "\n".join(f"{line}; echo; echo @@@" if line.startswith("curl ") else line for line in lines[:4])
     script += "\nsleep 3\n" + "\n".join(f"{line}; echo; echo @@@" for line in lines[4:])  # callbacks arrive
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    replay, status, inbound_sms, inbound_call, activity = done.stdout.split("@@@")[:5]
+    replay, status, voice, inbound_sms, inbound_call, activity = done.stdout.split("@@@")[:6]
     first_sms = json.loads(done.stderr.splitlines()[0])  # the answer shown to the user
     assert first_sms["sid"].startswith("SM")
     assert "Idempotent-Replayed: true" in replay and first_sms["sid"] in replay
     message, call = (json.loads(part) for part in status.strip().split("\n"))
     assert (message["sid"], message["status"]) == (first_sms["sid"], "delivered")
     assert call["sid"].startswith("CA") and call["status"] == "completed"
+    assert_voice_token_for_alice(json.loads(voice))
     assert "<Message>Hey, thanks for the ping!" in json.loads(inbound_sms)["twiml"]
     assert "<Say>" in json.loads(inbound_call)["twiml"]
     kinds = [event["type"] for event in json.loads(activity)]
@@ -162,7 +167,7 @@ def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_in
 def test_run_command_signal_stops_host_and_sandbox(start, signum):
     command = start("--sandbox", "always")
     command.wait_for_ready()
-    ports = option(command, "--port"), option(command, "--sandbox-port")
+    ports = port(command, "app"), port(command, "sandbox")
     assert all(listening(port) for port in ports)
     command.proc.send_signal(signum)
     assert command.finish() == 0
@@ -178,17 +183,17 @@ def test_run_command_sigint_as_background_job_stops_everything(start):
     os.kill(pid, signal.SIGINT)
     assert command.finish() == 0, command.output
     assert "Stopping (SIGINT)" in command.output
-    assert not alive(pid) and not listening(option(command, "--port"))
+    assert not alive(pid) and not listening(port(command, "app"))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
-def test_run_command_signal_with_func_stops_func_and_its_children(start, tmp_path, signum):
+def test_run_command_signal_with_func_stops_func_and_its_children(start, tmp_path, signum, refused_port):
     bin_dir, pids = tmp_path / "bin", tmp_path / "func.pids"
     bin_dir.mkdir()
     (bin_dir / "func").write_text('#!/bin/sh\nsleep 300 &\necho "$$ $!" > "$FAKE_FUNC_PIDS"\nwait\n')
     (bin_dir / "func").chmod(0o755)
     env = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_FUNC_PIDS=str(pids))
-    command = start("--func", env=env)
+    command = start("--func", "--port", str(refused_port), env=env)  # func start needs a port; this fake binds none
     command.wait_for_ready()
     deadline = time.monotonic() + 10
     while not pids.exists() or not pids.read_text().strip():
@@ -203,7 +208,41 @@ def test_run_command_signal_with_func_stops_func_and_its_children(start, tmp_pat
     finally:
         for pid in filter(alive, func_pids):
             os.kill(pid, signal.SIGKILL)
-    assert not listening(option(command, "--sandbox-port"))
+    assert not listening(port(command, "sandbox"))
+
+
+def assert_voice_token_for_alice(answer: dict) -> None:
+    """voice_token's 200 body: a Voice SDK token for alice, signed with the sandbox's API key, for its TwiML App."""
+    import jwt
+
+    from devtools.run import SANDBOX_API_KEY_SID, SANDBOX_TWIML_APP_SID
+
+    assert answer["identity"] == "alice", answer
+    header, claims = jwt.get_unverified_header(answer["token"]), jwt.decode(answer["token"],
+                                                                              options={"verify_signature": False})
+    assert (header["alg"], header["cty"], claims["iss"]) == ("HS256", "twilio-fpa;v=1", SANDBOX_API_KEY_SID)
+    assert claims["grants"]["identity"] == "alice"
+    assert claims["grants"]["voice"]["outgoing"]["application_sid"] == SANDBOX_TWIML_APP_SID
+
+
+def test_run_command_sandbox_voice_token_works_with_the_sandbox_api_key(start):
+    command = start("--sandbox", "always")
+    command.wait_for_ready()
+    api, signed_in = f"http://127.0.0.1:{port(command, 'app')}/api", {"Authorization": "Bearer " + token(command)}
+    request = urllib.request.Request(f"{api}/voice_token", b"", signed_in, method="POST")
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 200
+        assert_voice_token_for_alice(json.loads(response.read()))
+    # With an API key set the app's REST requests authenticate with it, and the sandbox takes it as Twilio does.
+    assert status_of(f"{api}/send_sms", {"to": "+14155550123", "body": "hi"}, signed_in) == 201
+
+
+def test_run_command_func_with_port_0_exits_2_with_one_line(start, tmp_path):
+    (tmp_path / "func").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "func").chmod(0o755)
+    command = start("--func", env=clean_env(PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}"))  # --port 0
+    assert command.finish() == 2
+    assert len(command.lines) == 1 and "--port" in command.output, command.output
 
 
 def test_run_command_func_without_core_tools_exits_2_with_one_line(start, tmp_path):
@@ -301,7 +340,7 @@ def test_run_command_function_key_from_each_source_is_named_and_enforced(start, 
     command.wait_for_ready()
     key_lines = [line for line in command.lines if line.startswith("Function keys:")]
     assert len(key_lines) == 1 and named in key_lines[0], command.output
-    url = f"http://127.0.0.1:{option(command, '--port')}/api/send_sms"
+    url = f"http://127.0.0.1:{port(command, 'app')}/api/send_sms"
     sms = {"to": "+14155550123", "body": "hi"}
     signed_in = {"authorization": "Bearer " + token(command)}  # the sandbox is the identity provider
     assert status_of(url, sms, signed_in) == (201 if named == "not enforced" else 401)

@@ -136,12 +136,6 @@ def split_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
     return status_line, dict(line.split(": ", 1) for line in lines), body
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def control(sandbox: TwilioSandbox, method: str, route: str, payload: Any = None) -> requests.Response:
     return requests.request(method, f"{sandbox.base_url}/_sandbox{route}", json=payload, timeout=5)
 

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from devtools.sandbox import TwilioSandbox
-from tests.devtools.sandbox.support import (CUSTOMER, IVR, SMS, SMS_TWIML, VOICE_TWIML, FakeApp, call_form, closed_port,
+from tests.devtools.sandbox.support import (CUSTOMER, IVR, SMS, SMS_TWIML, VOICE_TWIML, FakeApp, call_form,
                                             create)
 from tests.support import ACCOUNT_SID, SENDER
 
@@ -41,8 +41,8 @@ def test_call_flow_get_method_signs_the_full_url(sandbox: TwilioSandbox, app: Fa
 
 @pytest.mark.parametrize(("path", "code"), [("/text", 12300), ("/broken", 12100), ("/error", 11200), (None, 11200)])
 def test_call_flow_bad_answer_fails_call_with_twilio_error(sandbox: TwilioSandbox, app: FakeApp, path: str | None,
-                                                           code: int) -> None:
-    url = app.url(path) if path else f"http://127.0.0.1:{closed_port()}/voice"
+                                                           code: int, refused_port: int) -> None:
+    url = app.url(path) if path else f"http://127.0.0.1:{refused_port}/voice"
 
     create(sandbox, "Calls", call_form(url))
 

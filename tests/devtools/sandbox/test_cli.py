@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import requests
 
 from devtools.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioSandbox
 from devtools.sandbox.cli import main as cli_main
-from tests.devtools.sandbox.support import CUSTOMER, IVR, SMS_TWIML, FakeApp, closed_port
+from tests.devtools.sandbox.support import CUSTOMER, IVR, SMS_TWIML, FakeApp
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, ROOT, SENDER
 
 
@@ -65,24 +66,24 @@ def test_cli_fault_and_clear_faults_drive_the_control_endpoints(sandbox: TwilioS
     assert "preset" in capsys.readouterr().err
 
 
-def test_cli_unreachable_sandbox_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["activity", "--sandbox", f"http://127.0.0.1:{closed_port()}"]) == 2
+def test_cli_unreachable_sandbox_exits_2(capsys: pytest.CaptureFixture[str], refused_port: int) -> None:
+    assert cli_main(["activity", "--sandbox", f"http://127.0.0.1:{refused_port}"]) == 2
     assert "cannot reach the sandbox" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("token", [None, AUTH_TOKEN])
 def test_cli_serve_prints_url_and_default_credentials_and_stops_on_sigint(token: str | None) -> None:
-    port = closed_port()
-    command = [sys.executable, "-m", "devtools.sandbox", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "devtools.sandbox", "serve", "--port", "0"]  # it prints the port it bound
     if token:
         command += ["--account-sid", ACCOUNT_SID, "--auth-token", token]
     env = {name: value for name, value in os.environ.items() if not name.startswith("TWILIO_")}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stderr is not None
-        assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        base_url = process.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", base_url), base_url
         account = ACCOUNT_SID if token else DEFAULT_ACCOUNT_SID
-        response = requests.get(f"http://127.0.0.1:{port}/2010-04-01/Accounts/{account}/Calls/CA{'0' * 32}.json",
+        response = requests.get(f"{base_url}/2010-04-01/Accounts/{account}/Calls/CA{'0' * 32}.json",
                                 auth=(account, token or DEFAULT_AUTH_TOKEN), timeout=5)
         assert response.status_code == 404
         process.send_signal(signal.SIGINT)

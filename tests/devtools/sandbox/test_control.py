@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devtools.sandbox import TwilioSandbox
-from tests.devtools.sandbox.support import (CUSTOMER, IVR, SMS, SMS_TWIML, VOICE_TWIML, FakeApp, call_form, closed_port,
+from tests.devtools.sandbox.support import (CUSTOMER, IVR, SMS, SMS_TWIML, VOICE_TWIML, FakeApp, call_form,
                                             control, create, event_types)
 from tests.support import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER
 
@@ -97,9 +97,9 @@ def test_reset_forgets_state_and_faults_but_keeps_serving(sandbox: TwilioSandbox
     assert create(sandbox, "Messages", SMS).status_code == 201
 
 
-def test_reset_during_call_flow_ends_the_flow_quietly(caplog: pytest.LogCaptureFixture) -> None:
+def test_reset_during_call_flow_ends_the_flow_quietly(caplog: pytest.LogCaptureFixture, refused_port: int) -> None:
     with TwilioSandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, step_delay=0.05) as sb:
-        assert create(sb, "Calls", call_form(f"http://127.0.0.1:{closed_port()}/voice")).status_code == 201
+        assert create(sb, "Calls", call_form(f"http://127.0.0.1:{refused_port}/voice")).status_code == 201
         sb.reset()
         time.sleep(0.3)  # the flow's remaining steps find the call gone
 
