@@ -204,6 +204,19 @@ def test_infra_parameters_file_maps_every_parameter_to_an_azd_variable_with_the_
                             else str(default)), name
 
 
+def test_infra_each_setting_parameter_is_set_with_azd_env_set_under_the_setting_name():
+    params = parsed("main.bicep")["parameters"]
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    fed = 0
+    for setting, value in app_settings().items():
+        if isinstance(value, dict) and value.get("function", {}).get("type") == "string":  # string(intParam)
+            value = next(iter(value["function"]["parameters"].values()))
+        if isinstance(value, str) and value in params:
+            assert re.match(r"\$\{(\w+)", mapped[value]["value"])[1] == setting, (setting, value)
+            fed += 1
+    assert fed > 30
+
+
 def function_folders(folder: Path) -> set[str]:
     return {path.parent.name for path in folder.glob("*/function.json")}
 
