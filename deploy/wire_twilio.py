@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     except SettingsError as exc:  # the Twilio credentials: names only, never values
         print(f"wire_twilio: failed to read the settings: {exc.message}", file=sys.stderr)
         return 1
-    except subprocess.CalledProcessError as exc:
-        print(f"wire_twilio: failed to store TWILIO_TWIML_APP_SID: azd exited {exc.returncode}", file=sys.stderr)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:  # azd refused, or is not installed
+        print(f"wire_twilio: failed to store TWILIO_TWIML_APP_SID with azd: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -242,6 +242,7 @@ def test_infra_every_checkov_skip_is_inline_with_a_reason():
     assert skips and all(colon and len(reason.strip()) > 15 for _, colon, reason in (m.groups() for m in skips))
 
 
+@pytest.mark.slow
 def test_infra_checkov_bicep_policies_report_no_failed_check_and_use_every_skip():
     result = subprocess.run([sys.executable, "-m", "checkov.main", "--framework", "bicep", "--skip-download",
                              "--compact", "-o", "json", "-d", str(INFRA)],

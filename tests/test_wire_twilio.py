@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deploy import wire_twilio
-from tests.support import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER
+from tests.support import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, ROOT, SENDER
 
 BASE_URL = "https://func-abc123.azurewebsites.net"
 VOICE_URL, SMS_URL = f"{BASE_URL}/api/voice_webhook", f"{BASE_URL}/api/sms_webhook"
@@ -112,12 +114,27 @@ def test_wire_twilio_api_key_auth_works(sandbox, account, capsys):
     assert run(env, capsys)[0] == 0
 
 
-def test_wire_twilio_azd_mode_stores_the_new_sid_with_azd_env_set(sandbox, account, capsys, tmp_path, monkeypatch):
-    log = tmp_path / "azd.log"
-    azd = tmp_path / "azd"
-    azd.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+def fake_azd(folder: Path) -> Path:
+    """An `azd` that records its arguments in folder/azd.log."""
+    azd = folder / "azd"
+    azd.write_text(f'#!/bin/sh\necho "$@" >> {folder / "azd.log"}\n')
     azd.chmod(azd.stat().st_mode | stat.S_IEXEC)
+    return folder / "azd.log"
+
+
+def test_wire_twilio_azd_mode_stores_the_new_sid_with_azd_env_set(sandbox, account, capsys, tmp_path, monkeypatch):
+    log = fake_azd(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     code, out = run(account, capsys, "--azd")
     assert code == 0, out
     assert log.read_text().split() == ["env", "set", "TWILIO_TWIML_APP_SID", sandbox.applications[0]["sid"]]
+
+
+def test_azd_hook_script_wires_twilio_as_azd_runs_it(sandbox, account, tmp_path):
+    log = fake_azd(tmp_path)
+    env = {**account, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    hook = subprocess.run([str(ROOT / "deploy" / "azd-hook.sh")], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert hook.returncode == 0, hook.stdout + hook.stderr
+    assert sandbox.phone_numbers[0]["voice_url"] == VOICE_URL and "TWILIO_TWIML_APP_SID" in log.read_text()
+    assert AUTH_TOKEN not in hook.stdout + hook.stderr
