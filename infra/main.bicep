@@ -40,8 +40,6 @@ param voiceTokenTtlSeconds string = ''
 param authIssuer string = ''
 param authAudience string = ''
 param authJwksUrl string = ''
-@description('AUTH_EASY_AUTH: trust App Service Authentication\'s X-MS-CLIENT-PRINCIPAL-ID (configure Authentication on the app yourself).')
-param authEasyAuth bool = false
 @description('Deploy although no sign-in is configured: every caller is then `anonymous` and shares the quotas. Only for trials.')
 param allowAnonymousCallers bool = false
 
@@ -84,7 +82,7 @@ param voicemailNotifySms string = ''
 @maxValue(1000)
 param maximumInstanceCount int = 100
 @description('Memory of each instance.')
-@allowed([512, 2048, 4096])
+@allowed([2048, 4096])
 param instanceMemoryMB int = 2048
 @description('Always-ready instances for the HTTP functions (no cold start; billed while idle, see README). 0: none.')
 @minValue(0)
@@ -93,9 +91,9 @@ param alwaysReadyHttpInstances int = 0
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 
-// Fails the deployment (json() of text that is not JSON) unless a caller identity is configured or anonymous
-// callers are explicitly allowed: an unconfigured app would let anyone send on the account's behalf.
-var signIn = empty(authIssuer) ? (authEasyAuth ? 'easy-auth' : (allowAnonymousCallers ? 'anonymous' : json('Refusing to deploy without sign-in: set AUTH_ISSUER and AUTH_AUDIENCE (or AUTH_EASY_AUTH), or ALLOW_ANONYMOUS_CALLERS=true for a trial.'))) : 'bearer'
+// Fails the deployment (json() of text that is not JSON) unless sign-in is configured or anonymous callers are
+// explicitly allowed: an unconfigured app would let anyone send on the account's behalf.
+var signIn = empty(authIssuer) ? (allowAnonymousCallers ? 'anonymous' : json('Refusing to deploy without sign-in: set AUTH_ISSUER and AUTH_AUDIENCE, or ALLOW_ANONYMOUS_CALLERS=true for a trial.')) : 'bearer'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -136,7 +134,6 @@ var appSettings = union({
   AUTH_ISSUER: authIssuer
   AUTH_AUDIENCE: authAudience
   AUTH_JWKS_URL: authJwksUrl
-  AUTH_EASY_AUTH: string(authEasyAuth)
   QUOTA_SMS_PER_DAY: string(quotaSmsPerDay)
   QUOTA_CALLS_PER_DAY: string(quotaCallsPerDay)
   QUOTA_SMS_PER_USER_PER_DAY: string(quotaSmsPerUserPerDay)
@@ -169,7 +166,8 @@ var omittedSettings = {
   AzureWebJobsStorage__tableServiceUri: 'the app and the host derive it from AzureWebJobsStorage__accountName'
   TWILIO_API_BASE_URL: 'only for the local sandbox and contract mocks: in Azure the app talks to api.twilio.com'
   WEBSITE_HOSTNAME: 'set by the platform'
-  WEBSITE_AUTH_ENABLED: 'set by the platform while App Service Authentication is on'
+  AUTH_EASY_AUTH: 'App Service Authentication is not supported on Flex Consumption, and callers are not blocked while it is enabled there (Microsoft\'s Flex Consumption considerations): a forged X-MS-CLIENT-PRINCIPAL-ID must never count, so sign-in is AUTH_ISSUER\'s Bearer tokens'
+  WEBSITE_AUTH_ENABLED: 'set by the platform, and only read with AUTH_EASY_AUTH'
 }
 
 module app 'app.bicep' = {

@@ -167,17 +167,16 @@ def evaluate(expr: Any, params: dict[str, Any]) -> Any:
     return json.loads(evaluate(args[0], params))
 
 
-@pytest.mark.parametrize(("issuer", "easy_auth", "anonymous", "outcome"), [
-    ("https://login.example.com/", False, False, "bearer"),
-    ("", True, False, "easy-auth"),
-    ("", False, True, "anonymous"),
-    ("", False, False, ValueError),
+@pytest.mark.parametrize(("issuer", "anonymous", "outcome"), [
+    ("https://login.example.com/", False, "bearer"),
+    ("https://login.example.com/", True, "bearer"),
+    ("", True, "anonymous"),
+    ("", False, ValueError),
 ])
-def test_infra_deployment_without_sign_in_fails_unless_anonymous_callers_allowed(issuer, easy_auth, anonymous,
-                                                                                   outcome):
+def test_infra_deployment_without_sign_in_fails_unless_anonymous_callers_allowed(issuer, anonymous, outcome):
     main = parsed("main.bicep")
     guard = main["variables"]["signIn"]["value"]
-    params = {"authIssuer": issuer, "authEasyAuth": easy_auth, "allowAnonymousCallers": anonymous}
+    params = {"authIssuer": issuer, "allowAnonymousCallers": anonymous}
     if outcome is ValueError:
         with pytest.raises(ValueError):
             evaluate(guard, params)
