@@ -271,6 +271,9 @@ class Settings:
     storage_connection_string: str | None = setting("AzureWebJobsStorage", "storage")
     storage_account_name: str | None = setting("AzureWebJobsStorage__accountName", "storage")
     storage_table_uri: str | None = setting("AzureWebJobsStorage__tableServiceUri", "storage", _url)
+    # As the Functions host reads them: "managedidentity" selects a managed identity, __clientId a user-assigned one
+    storage_credential: str | None = setting("AzureWebJobsStorage__credential", "storage", _one_of("managedidentity"))
+    storage_client_id: str | None = setting("AzureWebJobsStorage__clientId", "storage")
 
     present: frozenset[str] = field(default=frozenset(), repr=False)  # the names of the settings that are set
     invalid: tuple[str, ...] = field(default=(), repr=False)  # the names of those that are set but invalid

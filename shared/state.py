@@ -57,7 +57,8 @@ def table(settings: Settings, name: str) -> TableClient:
     level = settings.azure_sdk_log_level.upper()
     if logging.getLevelName(SDK_HTTP_LOGGER.level) != level:  # set once: setLevel clears every logger's cache
         SDK_HTTP_LOGGER.setLevel(level)
-    key = (settings.storage_connection_string, settings.storage_account_name, settings.storage_table_uri)
+    key = (settings.storage_connection_string, settings.storage_account_name, settings.storage_table_uri,
+           settings.storage_credential, settings.storage_client_id)
     with _lock:
         if _service is None or _service[0] != key:
             _service = (key, _connect(settings))
@@ -71,7 +72,7 @@ def table(settings: Settings, name: str) -> TableClient:
 
 
 def _connect(settings: Settings) -> Any:
-    """A TableServiceClient: the connection string, else the account with the app's managed identity.
+    """A TableServiceClient: the connection string, else the account with the app's identity (_credential).
     No automatic retries: a retried create or update could be counted twice; callers retry on an ETag."""
     if not settings.storage_configured:
         raise SettingsError(missing=(" or ".join(STORAGE_SETTINGS),))
@@ -81,9 +82,19 @@ def _connect(settings: Settings) -> Any:
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **options)
     endpoint = settings.storage_table_uri or f"https://{settings.storage_account_name}.table.core.windows.net"
-    from azure.identity import DefaultAzureCredential  # imported on this path only: about 250 ms of cold start
+    return TableServiceClient(endpoint=endpoint, credential=_credential(settings), **options)
 
-    return TableServiceClient(endpoint=endpoint, credential=DefaultAzureCredential(), **options)
+
+def _credential(settings: Settings) -> Any:
+    """The identity the Functions host itself uses for AzureWebJobsStorage__*: with __credential=managedidentity a
+    managed identity (the user-assigned one whose client ID __clientId names, else the system-assigned one),
+    otherwise DefaultAzureCredential (environment, workload identity, managed identity, then developer sign-ins)."""
+    # imported on this path only: about 250 ms of cold start
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if settings.storage_credential == "managedidentity":
+        return ManagedIdentityCredential(client_id=settings.storage_client_id)
+    return DefaultAzureCredential()
 
 
 @contextmanager

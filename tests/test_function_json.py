@@ -102,7 +102,8 @@ def test_local_settings_example_names_python_worker_and_every_setting():
     values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
     set_by_azure = {"WEBSITE_HOSTNAME", "WEBSITE_AUTH_ENABLED"}
-    identity_based = {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri"}  # instead of the string
+    identity_based = {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri",  # instead of the string
+                      "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"}
     assert set(APP_SETTINGS) - set_by_azure - identity_based <= set(values)
 
 

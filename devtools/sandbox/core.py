@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 from .faults import FaultRegistry
 from .flows import Flows
 from .identity import IdentityProvider
+from .numbers import number_resource
 from .rest import JSON_TYPE, RestApi
 from .state import Store
 
@@ -53,7 +54,7 @@ class QuietHandler(WSGIRequestHandler):
 
 
 class TwilioSandbox:
-    """A local stand-in for api.twilio.com (Messages and Calls) with fault injection."""
+    """A local stand-in for api.twilio.com (Messages, Calls, IncomingPhoneNumbers, Applications) with fault injection."""
 
     def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN,
                  api_keys: Mapping[str, str] | None = None, host: str = "127.0.0.1", port: int = 0, *,
@@ -139,6 +140,22 @@ class TwilioSandbox:
     def faults(self) -> list[dict[str, Any]]:
         """The faults still armed."""
         return self._faults.active()
+
+    @property
+    def phone_numbers(self) -> list[dict[str, Any]]:
+        """The account's IncomingPhoneNumber resources (voice_url, sms_url...), in the order they were added."""
+        return self._store.all("numbers")
+
+    @property
+    def applications(self) -> list[dict[str, Any]]:
+        """The account's (TwiML) Application resources, in creation order."""
+        return self._store.all("applications")
+
+    def add_phone_number(self, phone_number: str) -> dict[str, Any]:
+        """Give the account a number (E.164) to route, as buying one would; its IncomingPhoneNumber resource."""
+        number = number_resource(self.account_sid, phone_number)
+        self._store.add("numbers", number)
+        return number
 
     def reset(self) -> None:
         """Forget resources, requests, activity and faults (serving goes on)."""

@@ -1,4 +1,5 @@
-"""The emulated Twilio 2010-04-01 REST API: Basic auth, Messages and Calls created, fetched, listed; faults applied."""
+"""The emulated Twilio 2010-04-01 REST API: Basic auth, Messages and Calls created, fetched and listed, the routing
+resources (numbers.py), faults applied."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from werkzeug.wrappers import Request, Response
 
 from .faults import SOCKET_KINDS, FaultRegistry
 from .flows import Flows
+from .numbers import COLLECTIONS, Routing
 from .state import (CALL_FROM_ERRORS, CALL_TO_ERRORS, MESSAGE_FROM_ERRORS, MESSAGE_TO_ERRORS, Kind, Store,
                     call_resource, error_body, message_resource, new_sid, public)
 
 JSON_TYPE = "application/json; charset=utf-8"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-REST_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls)(?:/(?P<sid>[^/]+))?\.json$")
+REST_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<kind>Messages|Calls|IncomingPhoneNumbers|"
+                        r"Applications)(?:/(?P<sid>[^/]+))?\.json$")
 MAX_BODY_CHARS = 1600
 # The date each list filters on: Messages by DateSent, Calls by StartTime (and EndTime), as Twilio documents them.
 LIST_DATES = {"messages": {"DateSent": "date_sent"}, "calls": {"StartTime": "start_time", "EndTime": "end_time"}}
@@ -50,6 +53,7 @@ class RestApi:
         self.account_sid = account_sid
         self._store, self._faults, self._flows = store, faults, flows
         self._credentials = credentials  # REST username -> password
+        self._routing = Routing(store, account_sid)
 
     def __call__(self, request: Request) -> Response:
         """The REST API's response to one request, or ConnectionTaken once a fault has answered on the socket."""
@@ -71,7 +75,7 @@ class RestApi:
             body, headers = json.dumps(answer).encode(), {"Content-Type": JSON_TYPE}
             if status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-            created = answer["sid"] if status == 201 else None
+            created = answer["sid"] if status == 201 and answer["sid"].startswith(("SM", "CA")) else None
         headers["Twilio-Request-Id"] = request_id
         fault_view = {"fault": fault.describe()} if fault is not None else {}
         self._store.log("rest.response", request_id=request_id, status=status, body=_loggable(body), **fault_view)
@@ -92,6 +96,11 @@ class RestApi:
             return _error(20404, path=request.path)
         if route["account"] != self.account_sid:
             return _error(20003)
+        if route["kind"] in COLLECTIONS:
+            answer = self._routing.answer(request.method, route["kind"], route["sid"], request)
+            if answer is None:
+                return _error(20004)
+            return answer if answer[1] is not None else _error(20404, path=request.path)
         kind: Kind = "messages" if route["kind"] == "Messages" else "calls"
         if route["sid"] and request.method != "GET" or request.method not in ("GET", "POST"):  # no update, no delete
             return _error(20004)

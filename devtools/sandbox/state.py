@@ -15,7 +15,7 @@ API_VERSION: Final = "2010-04-01"
 ALWAYS_VALID_FROM: Final = "+15005550006"  # the magic sender that always succeeds
 DOCS: Final = "https://www.twilio.com/docs/errors"  # an error's documentation: DOCS/code
 MAX_EVENTS: Final = 10_000  # the activity log keeps the latest ones
-Kind = Literal["messages", "calls"]
+Kind = Literal["messages", "calls", "numbers", "applications"]
 Resource = dict[str, Any]
 
 # code -> (HTTP status, message template); templates may use {to}, {from_} and {path}.
@@ -124,7 +124,7 @@ class Store:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._resources: dict[Kind, dict[str, Resource]] = {"messages": {}, "calls": {}}
+        self._resources: dict[Kind, dict[str, Resource]] = {"messages": {}, "calls": {}, "numbers": {}, "applications": {}}
         self._activity: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self._seq = itertools.count(1)
 
@@ -165,5 +165,5 @@ class Store:
     def reset(self) -> None:
         """Forget all resources, requests and events."""
         with self._lock:
-            self._resources = {"messages": {}, "calls": {}}
+            self._resources = {"messages": {}, "calls": {}, "numbers": {}, "applications": {}}
             self._activity.clear()

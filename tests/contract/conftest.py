@@ -25,6 +25,8 @@ TWILIO_SPEC = NODE_MODULES / "@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_
 PATCHED_OPERATIONS = ("/2010-04-01/Accounts/{AccountSid}/Messages.json", "/2010-04-01/Accounts/{AccountSid}/Calls.json")
 APP_PATHS = (*PATCHED_OPERATIONS, "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json",
              "/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json")  # every path the app calls (create, fetch)
+WIRING_PATHS = tuple(f"/2010-04-01/Accounts/{{AccountSid}}/{collection}{sid}.json"  # deploy/wire_twilio.py's
+                     for collection in ("IncomingPhoneNumbers", "Applications") for sid in ("", "/{Sid}"))
 FORM = "application/x-www-form-urlencoded"
 STARTUP_TIMEOUT_S = 120
 
@@ -35,10 +37,10 @@ def spec_for_prism(dest: Path) -> Path:
     `MediaUrl` is refused with "must be array". `style: form, explode: true` is OpenAPI's default for forms,
     so this does not change the spec's meaning. Prism still keeps only the last value of a repeated key.
 
-    Only the paths the app calls are kept (its components all are): Prism then starts in 60% of the CPU time,
+    Only the paths the app and deploy/wire_twilio.py call are kept (its components all are): Prism then starts in 60% of the CPU time,
     and a request to any other path is still refused (404, no path matched)."""
     spec = json.loads(TWILIO_SPEC.read_text(encoding="utf-8"))
-    spec["paths"] = {path: spec["paths"][path] for path in APP_PATHS}
+    spec["paths"] = {path: spec["paths"][path] for path in (*APP_PATHS, *WIRING_PATHS)}
     for path in PATCHED_OPERATIONS:
         content = spec["paths"][path]["post"]["requestBody"]["content"][FORM]
         arrays = [name for name, prop in content["schema"]["properties"].items() if prop.get("type") == "array"]
