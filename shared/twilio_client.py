@@ -53,14 +53,8 @@ os.register_at_fork(after_in_child=_forget_client_in_child)
 def create(settings: Settings, channel: Channel, params: dict[str, Any]) -> dict[str, Any]:
     """POST a new 2010-04-01 resource of the channel with Twilio's parameter names; its JSON.
     Sent once: a 5xx, a timeout or a reset is never retried (the resource may exist already)."""
-    version = rest_api(settings)
-    account_sid = version.domain.twilio.account_sid
     data = {name: value for name, value in params.items() if value is not None}
-    try:
-        created = version.create("POST", f"/Accounts/{account_sid}/{channel.resource}.json", data=data,
-                                 headers=dict(HEADERS))
-    except ValueError:  # the SDK's json.loads of a 2xx body
-        raise BadResponse("not JSON") from None
+    created = _json(settings, "create", channel, "", data=data)
     sid = created.get("sid") if isinstance(created, dict) else None
     if not (isinstance(sid, str) and sid.startswith(channel.sid_prefixes)):
         raise BadResponse("no SID")
@@ -69,12 +63,7 @@ def create(settings: Settings, channel: Channel, params: dict[str, Any]) -> dict
 
 def fetch(settings: Settings, channel: Channel, sid: str) -> dict[str, Any]:
     """GET one 2010-04-01 resource of the channel by SID; its JSON."""
-    version = rest_api(settings)
-    account_sid = version.domain.twilio.account_sid
-    try:
-        found = version.fetch("GET", f"/Accounts/{account_sid}/{channel.resource}/{sid}.json", headers=dict(HEADERS))
-    except ValueError:
-        raise BadResponse("not JSON") from None
+    found = _json(settings, "fetch", channel, f"/{sid}")
     if not isinstance(found, dict) or found.get("sid") != sid:
         raise BadResponse("not the resource")
     return found
@@ -83,15 +72,19 @@ def fetch(settings: Settings, channel: Channel, sid: str) -> dict[str, Any]:
 def find(settings: Settings, channel: Channel, filters: dict[str, str | None]) -> list[dict[str, Any]]:
     """GET the first page of the channel's 2010-04-01 list, newest first, filtered with Twilio's list parameters
     (To, From, DateSent>, StartTime>, PageSize; None leaves one out); its resources."""
-    version = rest_api(settings)
-    account_sid = version.domain.twilio.account_sid
-    params = {name: value for name, value in filters.items() if value is not None}
-    try:
-        page = version.fetch("GET", f"/Accounts/{account_sid}/{channel.resource}.json", params=params,
-                             headers=dict(HEADERS))
-    except ValueError:
-        raise BadResponse("not JSON") from None
+    page = _json(settings, "fetch", channel, "", params={k: v for k, v in filters.items() if v is not None})
     listed = page.get(channel.resource.lower()) if isinstance(page, dict) else None
     if not isinstance(listed, list) or not all(isinstance(item, dict) and item.get("sid") for item in listed):
         raise BadResponse("not the list")
     return listed
+
+
+def _json(settings: Settings, action: str, channel: Channel, tail: str, **options: Any) -> Any:
+    """One request through the SDK's Version (create: POST, fetch: GET) to the channel's resources + tail; its JSON."""
+    version = rest_api(settings)
+    uri = f"/Accounts/{version.domain.twilio.account_sid}/{channel.resource}{tail}.json"
+    try:
+        return getattr(version, action)("POST" if action == "create" else "GET", uri, headers=dict(HEADERS),
+                                        **options)
+    except ValueError:  # the SDK's json.loads of a 2xx body
+        raise BadResponse("not JSON") from None
