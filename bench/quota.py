@@ -4,6 +4,7 @@ that revision's code side by side (before/after)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench.common import (PYTHON, ROOT, Table, app, app_settings, child_env, environment, http_request, median, ms,
                           request_spec, spread)
@@ -81,6 +82,8 @@ def run(table: Table, sandbox: Any, rounds: int, sustain_seconds: float) -> None
         azurite = Azurite(npm_ci(), debug_log=log).start()  # its log counts the operations
         try:
             operations = _operations(sandbox, azurite.connection_string, Operations(log), sends=20)
+            contended = _contended(codes, {**app_settings(sandbox.base_url),
+                                           "AzureWebJobsStorage": azurite.connection_string}, Operations(log))
         finally:
             azurite.stop()
         azurite = Azurite(npm_ci()).start()  # no debug log: it would slow every variant down
@@ -110,13 +113,18 @@ def run(table: Table, sandbox: Any, rounds: int, sustain_seconds: float) -> None
     for variant, per_quota in operations.items():
         table.add(SECTION, f"this code: Table operations per charged quota, {variant}", f"{per_quota:.2f}", "", "",
                   "≤ 2", per_quota <= 2.05)
+    for code, per_charge in contended.items():
+        table.add(SECTION, f"{code}: Table operations per charge, app-wide quota, two local hosts at once",
+                  f"{per_charge:.2f}", "", "", "≤ 2" if code == "this code" else "",
+                  per_charge <= 2.05 if code == "this code" else None)
     table.notes.append(
         f"Quotas under load: sign-in off (every caller `anonymous`), limits of {LIMIT} (never reached), each send "
         f"to another number; {rounds} rounds, each a fresh process per code measuring every variant (rotated), "
         f"{CONCURRENT} send_sms one at a time then at once, after 2 warm-up sends; sustained: two "
         f"`devtools.local_host` processes per variant, {sustain_seconds:.0f} s of 16 client threads alternating "
         f"between them, {max(1, rounds // 2)} round(s); operations: the requests "
-        f"Azurite logged over 20 sequential sends, less those of a send with no quota, per quota.")
+        f"Azurite logged over 20 sequential sends, less those of a send with no quota, per quota; two local hosts at "
+        f"once: the same over 3 s of the 16 client threads, after 1 s of warm-up.")
 
 
 def _extract(revision: str, folder: Path) -> Path:
@@ -168,30 +176,52 @@ def _bursts(codes: dict[str, Path], settings: dict[str, str],
 def _sustained(codes: dict[str, Path], settings: dict[str, str], rounds: int,
                seconds: float) -> dict[str, dict[str, list[float]]]:
     """code -> variant -> sends per second through two local-host processes, one figure per round."""
-    import requests
-
-    from devtools.processes import listening_port
-
     results: dict[str, dict[str, list[float]]] = {code: {"none": [], "app-wide quota": []} for code in codes}
     for _ in range(max(1, rounds // 2)):
         for code, root in codes.items():
             for variant in results[code]:
-                env = child_env({**settings, **VARIANTS[variant]})
-                hosts = [subprocess.Popen([PYTHON, "-m", "devtools.local_host", "--root", str(root), "--port", "0",
-                                           "--function-key", ""], cwd=root, env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-                try:
-                    urls = [f"http://127.0.0.1:{listening_port(host, 30)}/api/send_sms" for host in hosts]  # serving
-                    results[code][variant].append(_send_for(urls, seconds, requests))
-                finally:
-                    for host in hosts:
-                        host.terminate()
-                        host.wait(timeout=10)
+                with _two_hosts(root, {**settings, **VARIANTS[variant]}) as urls:
+                    results[code][variant].append(_send_for(urls, seconds)[0])
     return results
 
 
-def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
-    """Sends per second answered 201, from 16 threads (8 per host) sending one after another for `seconds`."""
+def _contended(codes: dict[str, Path], settings: dict[str, str], counter: Operations) -> dict[str, float]:
+    """code -> Table operations per charge of the app-wide quota while two local hosts charge it at once (16 client
+    threads): the operations Azurite logged per send, less those of a send with no quota."""
+    per_send: dict[tuple[str, str], float] = {}
+    for code, root in codes.items():
+        for variant in ("none", "app-wide quota"):
+            with _two_hosts(root, {**settings, **VARIANTS[variant]}) as urls:
+                _send_for(urls, 1.0)  # each process has read the counter once
+                time.sleep(0.5)
+                counter.mark()
+                sent = _send_for(urls, 3.0)[1]
+                time.sleep(0.5)  # Azurite writes its log a little late
+                per_send[code, variant] = counter.since_mark() / sent
+    return {code: per_send[code, "app-wide quota"] - per_send[code, "none"] for code in codes}
+
+
+@contextlib.contextmanager
+def _two_hosts(root: Path, settings: dict[str, str]) -> Iterator[list[str]]:
+    """Two `devtools.local_host` processes of the app at root (two instances of one app): their send_sms URLs."""
+    from devtools.processes import listening_port
+
+    hosts = [subprocess.Popen([PYTHON, "-m", "devtools.local_host", "--root", str(root), "--port", "0",
+                               "--function-key", ""], cwd=root, env=child_env(settings),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        yield [f"http://127.0.0.1:{listening_port(host, 30)}/api/send_sms" for host in hosts]  # serving
+    finally:
+        for host in hosts:
+            host.terminate()
+            host.wait(timeout=10)
+
+
+def _send_for(urls: list[str], seconds: float) -> tuple[float, int]:
+    """Sends per second answered 201, and how many, from 16 threads (8 per host) sending one after another for
+    `seconds`."""
+    import requests
+
     sent: list[int] = []
     deadline = time.perf_counter() + seconds
     errors: list[int] = []
@@ -209,4 +239,4 @@ def _send_for(urls: list[str], seconds: float, requests: Any) -> float:
     elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"sustained sends answered {sorted(set(errors))}")
-    return len(sent) / elapsed
+    return len(sent) / elapsed, len(sent)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import random
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ MAX_TRIES = 100  # ETag races on one counter; each lost race means another reque
 # send lost about 1.8 writes to races, with 32 rows 0.3, in 10-25% less time; 64 rows (0.1) were no faster, and
 # every charge reads all the rows.
 SHARDS = 32
-_turns = itertools.count(random.randrange(SHARDS))
 
 
 @dataclass(frozen=True)
@@ -109,13 +107,7 @@ def _take_shard(settings: Settings, slot: Slot) -> str | None:
         before = rows.get(slot.row)  # the counter as one row, written before it was sharded: those sends count
         shares = _shares(slot.limit - (before["count"] if before is not None else 0), slot.row)
         room = [key for key, share in shares.items() if key not in rows or rows[key]["count"] < share]
-        if not room:
-            return []
-        # This process's charges take the rows with room in turn, so its own threads don't collide; the rest, tried
-        # after a lost race, in random order, so concurrent senders of other instances spread out.
-        first = room.pop(next(_turns) % len(room))
-        random.shuffle(room)
-        room.insert(0, first)
+        random.shuffle(room)  # concurrent senders of other instances spread out (state._pick says which row first)
         return [{"PartitionKey": slot.quota, "RowKey": key, "count": rows[key]["count"] + 1 if key in rows else 1,
                  "expires_at": slot.window_end} for key in room]
 

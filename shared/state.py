@@ -38,8 +38,10 @@ _service: tuple[tuple[Any, ...], Any] | None = None
 _tables: dict[str, TableClient] = {}
 # (table, partition, RowKey or prefix) -> the rows as this process last read and wrote them (remember=True, and
 # update_one_of)
-_views: dict[tuple[str, str, str], dict[str, Row]] = {}
+View = tuple[str, str, str]
+_views: dict[View, dict[str, Row]] = {}
 MAX_VIEWS = 256
+_busy: set[tuple[View, str]] = set()  # the rows of views that a thread of this process is writing (update_one_of)
 _view_lock = threading.Lock()
 
 
@@ -179,60 +181,90 @@ def update_if_unchanged(settings: Settings, name: str, partition: str, row: str,
 
 def update_one_of(settings: Settings, name: str, partition: str, prefix: str, choose: Choose, *,
                   select: list[str], tries: int) -> Stored:
-    """Read the rows of one partition whose RowKey starts with `prefix` (one query), and write the first of
-    choose(rows) that nobody wrote meanwhile (its ETag; an insert where it was missing): any one of them will do.
-    When every one is lost, a jittered wait and a fresh read, `tries` times at most, then 503 state_unavailable.
-    The rows are read with only the `select` properties (less to parse); choose returns the whole new rows, or none
-    to write nothing (written=False), which is only ever answered from a fresh read.
+    """Read the rows of one partition whose RowKey starts with `prefix` (one query), and write one of choose(rows)
+    that nobody wrote meanwhile (its ETag; an insert where it was missing): any one of them will do. When every one
+    is lost, a jittered wait and a fresh read, `tries` times at most, then 503 state_unavailable. The rows are read
+    with only the `select` properties (less to parse); choose returns the whole new rows, or none to write nothing
+    (written=False), which is only ever answered from a fresh read.
 
     The process remembers the rows as it last read and wrote them, and tries one write from that view first: while
     no other writer has touched the row it picks, the charge costs one operation instead of two. A stale view only
-    costs the lost write (the ETag refuses it), then the fresh read as before."""
+    costs the lost write (the ETag refuses it), then the fresh read as before. Which row: see _pick."""
     client = table(settings, name)
     view = (name, partition, prefix + "*")  # not the key of a single row's view (update_if_unchanged)
     remembered = _views.get(view)
-    if remembered is not None:
-        candidates = choose(remembered)
-        if candidates:
-            stored = _write_as_read(client, candidates[0], _etag(remembered.get(candidates[0]["RowKey"])))
-            if stored is not None:
-                _remember(view, remembered, stored)
-                return stored
+    if remembered is not None and (candidates := choose(remembered)):
+        stored = _write_one_of(client, view, remembered, candidates, every=False)
+        if stored is not None:
+            return stored
     after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first RowKey past every one that starts with prefix
     for attempt in range(tries):
         rows = {row["RowKey"]: row for row in client.query_entities(
             "PartitionKey eq @partition and RowKey ge @prefix and RowKey lt @after",
             parameters={"partition": partition, "prefix": prefix, "after": after}, select=["RowKey", *select])}
-        _remember(view, rows)
+        rows = _remember(view, rows)
         candidates = choose(rows)
         if not candidates:
             return Stored(None, None, False)
-        for new in candidates:  # one lost to a race since the read: the next may still be as read
-            stored = _write_as_read(client, new, _etag(rows.get(new["RowKey"])))
-            if stored is not None:
-                _remember(view, rows, stored)
-                return stored
+        stored = _write_one_of(client, view, rows, candidates, every=True)  # one lost: the next may be as read
+        if stored is not None:
+            return stored
         _pause(attempt)
     raise _too_busy(name)
 
 
-def _remember(view: tuple[str, str, str], rows: dict[str, Row], written: Stored | None = None) -> None:
-    """Keep this process's view of a partition's rows: a fresh read as read; a write merged into the view as it now
-    stands, since other threads write into it meanwhile. A new dict each time, as threads read views without the
-    lock. Views are kept in the order they were last read; the oldest go once there are too many (past windows)."""
+def _write_one_of(client: TableClient, view: View, rows: dict[str, Row], candidates: list[Row], *,
+                  every: bool) -> Stored | None:
+    """Write the candidate _pick prefers over the row as read; if that write is lost and `every`, the others in
+    turn. None when every write tried was lost."""
+    best = _pick(view, rows, candidates)
+    try:
+        for new in [best, *(c for c in candidates if c is not best)] if every else [best]:
+            stored = _write_as_read(client, new, _etag(rows.get(new["RowKey"])))
+            if stored is not None:
+                _remember(view, rows, stored)
+                return stored
+        return None
+    finally:
+        with _view_lock:
+            _busy.discard((view, best["RowKey"]))
+
+
+def _pick(view: View, rows: dict[str, Row], candidates: list[Row]) -> Row:
+    """The candidate to write: first one that no other thread of this process is writing (they would refuse each
+    other's ETag), then one this process wrote last, which another instance, preferring its own, is unlikely to
+    have written since; else choose's order. Marked as being written until _write_one_of is done with it."""
+    with _view_lock:
+        best = min(candidates, key=lambda new: ((view, new["RowKey"]) in _busy, not _mine(rows.get(new["RowKey"]))))
+        _busy.add((view, best["RowKey"]))
+    return best
+
+
+def _mine(row: Row | None) -> bool:
+    return row is not None and row.metadata.get("mine", False)
+
+
+def _remember(view: View, rows: dict[str, Row], written: Stored | None = None) -> dict[str, Row]:
+    """Keep this process's view of a partition's rows, and return it: a fresh read as read, except that a row this
+    process wrote and nobody wrote since stays marked as its own; a write merged into the view as it now stands,
+    since other threads write into it meanwhile. A new dict each time, as threads read views without the lock.
+    Views are kept in the order they were last read; the oldest go once there are too many (past windows)."""
     if written is not None:
         from azure.data.tables import TableEntity
 
         entity = TableEntity(written.row)
-        entity._metadata = {"etag": written.etag}  # noqa: SLF001 - as the SDK sets it on the entities it returns
+        entity._metadata = {"etag": written.etag, "mine": True}  # noqa: SLF001 - as the SDK sets the ETag
     with _view_lock:
         if written is not None:
-            _views[view] = {**_views.get(view, rows), entity["RowKey"]: entity}
-            return
-        _views.pop(view, None)
+            rows = _views[view] = {**_views.get(view, rows), entity["RowKey"]: entity}
+            return rows
+        before = _views.pop(view, {})
+        rows = {key: before[key] if _mine(before.get(key)) and _etag(before[key]) == _etag(row) else row
+                for key, row in rows.items()}
         _views[view] = rows
         if len(_views) > MAX_VIEWS:
             del _views[next(iter(_views))]
+        return rows
 
 
 def _etag(row: Row | None) -> str | None:

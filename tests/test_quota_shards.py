@@ -133,4 +133,4 @@ def test_quota_app_wide_charge_after_the_first_costs_one_table_operation(statefu
     assert calls == ["query_entities", "create_entity"]  # a read, then the write
     calls.clear()
     assert [sms().status_code, sms().status_code] == [201, 201]
-    assert calls == ["create_entity", "create_entity"]  # each a write into the rows as this process last saw them
+    assert calls == ["update_entity", "update_entity"]  # each a write into the row this process wrote last, as it was
