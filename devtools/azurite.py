@@ -1,4 +1,4 @@
-"""Azurite, the local Table Storage, for ./run.sh and the tests: the pinned npm package, started on a port, stopped."""
+"""Azurite, the local Table and Queue Storage, for ./run.sh and the tests: the pinned npm package, started, stopped."""
 
 from __future__ import annotations
 
@@ -48,36 +48,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def connection_string(port: int, account: str = ACCOUNT) -> str:
-    """AzureWebJobsStorage for an account of the Azurite on 127.0.0.1:port."""
+def connection_string(port: int, account: str = ACCOUNT, queue_port: int | None = None) -> str:
+    """AzureWebJobsStorage for an account of the Azurite whose Table service is on 127.0.0.1:port (and Queue
+    service on queue_port, when given)."""
+    queues = f"QueueEndpoint=http://127.0.0.1:{queue_port}/{account};" if queue_port else ""
     return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
-            f"TableEndpoint=http://127.0.0.1:{port}/{account};")
+            f"TableEndpoint=http://127.0.0.1:{port}/{account};{queues}")
 
 
 class Azurite:
-    """Azurite's Table service on 127.0.0.1:port: in memory, or keeping its data in `location`. Besides the
-    development account, it serves `accounts` (same key), each with tables of its own."""
+    """Azurite's Table service on 127.0.0.1:port and its Queue service beside it (on queue_port): in memory, or
+    keeping its data in `location`. Besides the development account, it serves `accounts` (same key), each with
+    tables and queues of its own."""
 
     def __init__(self, node: str, port: int, location: Path | None = None, debug_log: Path | None = None,
                  accounts: Sequence[str] = ()) -> None:
         self.node, self.port, self.location, self.debug_log = node, port, location, debug_log
+        self.queue_port = free_port()
         self.accounts = (ACCOUNT, *accounts)
         self.proc: subprocess.Popen | None = None
-        self.connection_string = connection_string(port)
+        self.connection_string = connection_string(port, ACCOUNT, self.queue_port)
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
         if self.debug_log:  # one "RequestMethod=" line per request it serves: how benchmarks count operations
             storage += ["--debug", str(self.debug_log)]
         self.proc = subprocess.Popen(
-            [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), *storage, "--disableTelemetry",
-             "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
+            [self.node, str(NODE_MODULES / "azurite/dist/src/azurite.js"), *storage, "--disableTelemetry",
+             "--skipApiVersionCheck", "--tablePort", str(self.port), "--queuePort", str(self.queue_port),
+             "--blobPort", str(free_port())],  # the blob service starts too: nothing uses it
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                for port in (self.port, self.queue_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return self
             except OSError:
                 time.sleep(0.05)
