@@ -52,7 +52,8 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
         else:
             record.release()  # Twilio was never asked: a corrected or later retry may use the key
         raise
-    record.finish(response.status_code, json.loads(response.get_body()), {})
+    record.finish(response.status_code, json.loads(response.get_body()),
+                  {name: value for name, value in response.headers.items() if name.lower() == "location"})
     return response
 
 

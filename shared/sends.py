@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -30,6 +31,8 @@ class Outgoing:
     params: dict[str, Any]  # Twilio's parameter names; None values are left out
     needs: tuple[str, ...] = ()  # settings this send needs beyond Twilio's credentials, e.g. TWILIO_PHONE_NUMBER
     status_callback: str | None = None  # the caller's own: then the app registers none
+    prepaid: bool = False  # the quotas were charged already (a broadcast's, at admission)
+    tags: Mapping[str, str] = field(default_factory=dict)  # kept on the TwilioSends record (a broadcast's recipient)
 
 
 @dataclass(frozen=True)
@@ -54,16 +57,18 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     ours = None if outgoing.status_callback else status_callback_url(settings)
     params = {**outgoing.params, "StatusCallback": outgoing.status_callback or ours,
               "StatusCallbackEvent": list(channel.status_events) if ours and channel.status_events else None}
-    with quota.charged(settings, channel, identity, outgoing.to), twilio_errors():
+    charged = nullcontext() if outgoing.prepaid else quota.charged(settings, channel, identity, outgoing.to)
+    with charged, twilio_errors():
         resource = create(settings, channel, params)
     sent = Sent(resource["sid"], resource.get("status"), resource.get("to"), resource.get("from"),
                 from_rfc2822(resource.get("date_created")))
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), identity)
-    _record(settings, channel, sent, identity, callback_registered=ours is not None)
+    _record(settings, channel, sent, identity, callback_registered=ours is not None, tags=outgoing.tags)
     return sent
 
 
-def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callback_registered: bool) -> None:
+def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callback_registered: bool,
+            tags: Mapping[str, str]) -> None:
     """Write the record of a send just made (bookkeeping: a storage failure is logged, the send stands). Without
     a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
     if not settings.storage_configured:
@@ -71,7 +76,7 @@ def _record(settings: Settings, channel: Channel, sent: Sent, owner: str, callba
     row = {"PartitionKey": sent.sid, "RowKey": "", "kind": channel.noun, "owner": owner,
            "to_number": sent.to or "", "from_number": sent.from_ or "", "status": sent.status or "",
            "date_created": sent.date_created or now_z(), "date_updated": now_z(), "sequence": -1,
-           "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
+           "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION, **tags}
     try:
         with state.state_errors():
             state.table(settings, state.SENDS).create_entity(row)
@@ -89,9 +94,10 @@ def find(settings: Settings, channel: Channel, sid: str, owner: str) -> state.Ro
     return row if row.get("owner") == owner and row.get("kind") == channel.noun else None
 
 
-def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
+def apply_callback(settings: Settings, form: Mapping[str, str]) -> state.Row | None:
     """Move a send's record forward with one of Twilio's status callbacks: messages by status rank, calls by
-    SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged)."""
+    SequenceNumber; older, repeated or unknown callbacks change nothing (bookkeeping: failures are logged). The
+    record as it then stands; None for an unknown SID or when storage failed."""
     channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
     status = form.get("CallStatus") if channel is CALL else form.get("MessageStatus")
@@ -103,10 +109,13 @@ def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     sequence = int(form["SequenceNumber"]) if (form.get("SequenceNumber") or "").isdigit() else None
     try:
         with state.state_errors():
-            if not sid or advance(settings, channel, sid, changes, sequence) is None:
-                logger.info("Status callback for an unknown %s ignored", channel.noun)
+            moved = advance(settings, channel, sid, changes, sequence) if sid else None
     except (AppError, SettingsError) as exc:
         logger.warning("Could not record a status callback: %s", exc.code)
+        return None
+    if moved is None:
+        logger.info("Status callback for an unknown %s ignored", channel.noun)
+    return moved
 
 
 def advance(settings: Settings, channel: Channel, sid: str, changes: dict[str, Any],
