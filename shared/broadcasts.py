@@ -32,6 +32,7 @@ CHUNK_RECIPIENTS = 250  # at most, in one queue message: 10,000 recipients are 4
 CHUNK_SECONDS = 60  # and at most this much of the sender's throughput, so a chunk ends well within a function run
 RETENTION = timedelta(days=30)  # after the estimated end
 ADMISSION_GRACE = timedelta(seconds=60)  # an admission still unfinished after this failed: its chunks are dropped
+CLAIM_GRACE = timedelta(seconds=10)  # beyond the Twilio time budget: a claim still without an outcome lost its worker
 PAGE = 1000
 COUNTS = ("pending", "sent", "delivered", "undelivered", "failed", "unknown", "skipped", "rejected", "canceled")
 FINAL = frozenset(COUNTS) - {"pending", "sent"}
@@ -156,7 +157,7 @@ def recipient_state(row: Mapping[str, Any], settings: Settings, now: datetime) -
 
 def stale_after(settings: Settings) -> timedelta:
     """How long a claim may stay without an outcome: the Twilio time budget and then some."""
-    return timedelta(seconds=settings.http_timeout) + ADMISSION_GRACE
+    return timedelta(seconds=settings.http_timeout) + CLAIM_GRACE
 
 
 def status(settings: Settings, broadcast_id: str, identity: str, params: Mapping[str, str]) -> dict[str, Any]:
