@@ -149,6 +149,7 @@ def test_broadcasts_admission_storage_down_is_503_and_nothing_is_sent(broadcasti
 
 
 # -- the worker, status, cancel --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_broadcasts_worker_sends_every_recipient_once_and_callbacks_deliver_them(broadcasting, azurite):
     body = body_of(admit({"to": numbers(60) + [OPTED_OUT], "body": "Class cancelled"}))
     started = time.monotonic()
@@ -180,6 +181,7 @@ def test_broadcasts_worker_redelivered_chunk_sends_nobody_twice(broadcasting, az
     assert sorted(creates_to(broadcasting)) == numbers(20)
 
 
+@pytest.mark.slow
 def test_broadcasts_worker_chunk_failing_every_try_ends_its_recipients_poisoned(broadcasting, azurite, monkeypatch):
     body = body_of(admit({"to": numbers(4), "body": "x"}))
     monkeypatch.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:9")  # Twilio unreachable: never asked, retried

@@ -18,6 +18,8 @@ import requests
 
 from tests.support import ROOT
 
+pytestmark = pytest.mark.slow
+
 
 def numbers(n: int) -> list[str]:
     return [f"+1415555{1000 + i:04d}" for i in range(n)]
