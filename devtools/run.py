@@ -155,16 +155,6 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
         ("What became of them (a few seconds later: delivered, completed)",
          f"curl -s {app_url}/api/messages/$SMS{auth}; echo; curl -s {app_url}/api/calls/$CALL{auth}"),
     ]
-    if signed_in:
-        broadcast = (f"curl -s -X POST {app_url}/api/broadcasts{auth} -H 'Content-Type: application/json' "
-                     f"-d '{{\"to\": [\"{DEMO_RECIPIENT}\", \"{DEMO_CALLER}\", \"not a number\"], "
-                     "\"body\": \"Class cancelled tonight\"}'")
-        examples += [
-            ("Broadcast to several numbers, paced (the refused entry is listed; its id goes into $BR)",
-             f"BR=$({broadcast} | python3 -c 'import json,sys; answer = json.load(sys.stdin); "
-             "print(json.dumps(answer), file=sys.stderr); print(answer[\"id\"])')"),
-            ("Where every recipient of the broadcast stands", f"curl -s {app_url}/api/broadcasts/$BR{auth}"),
-        ]
     if sandbox_url:
         examples += [
             ("Simulate an inbound SMS (prints the app's TwiML reply)",
@@ -176,6 +166,16 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
              f"-d '{{\"url\": \"{app_url}/api/voice_webhook\", \"from\": \"{DEMO_CALLER}\", "
              f"\"to\": \"{SANDBOX_NUMBER}\"}}'"),
             ("See everything the sandbox did (JSON activity log)", f"curl -s {sandbox_url}/_sandbox/activity"),
+        ]
+    if signed_in:
+        broadcast = (f"curl -s -X POST {app_url}/api/broadcasts{auth} -H 'Content-Type: application/json' "
+                     f"-d '{{\"to\": [\"{DEMO_RECIPIENT}\", \"{DEMO_CALLER}\", \"not a number\"], "
+                     "\"body\": \"Class cancelled tonight\"}'")
+        examples += [
+            ("Broadcast to several numbers, paced (the refused entry is listed; its id goes into $BR)",
+             f"BR=$({broadcast} | python3 -c 'import json,sys; answer = json.load(sys.stdin); "
+             "print(json.dumps(answer), file=sys.stderr); print(answer[\"id\"])')"),
+            ("Where every recipient of the broadcast stands", f"curl -s {app_url}/api/broadcasts/$BR{auth}"),
         ]
     return examples
 
@@ -270,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the Azure SDKs log every storage request at INFO
     app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
     stop = threading.Event()
     sandbox = server = func = state = None

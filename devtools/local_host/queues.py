@@ -97,8 +97,9 @@ class QueueListener:
 
         self.spec, self.entry, self.options = spec, entry, options
         connection = os.environ[spec.connection]
-        self.client = QueueClient.from_connection_string(connection, spec.queue)
-        self.poison = QueueClient.from_connection_string(connection, spec.queue + "-poison")
+        client = {"retry_total": 0, "connection_timeout": 5}  # a storage account out of reach: log and poll again
+        self.client = QueueClient.from_connection_string(connection, spec.queue, **client)
+        self.poison = QueueClient.from_connection_string(connection, spec.queue + "-poison", **client)
         self.pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{spec.name}")
         self.running = 0
         self._lock = threading.Lock()
@@ -106,7 +107,6 @@ class QueueListener:
         self._thread = threading.Thread(target=self._poll, name=f"poll-{spec.name}", daemon=True)
 
     def start(self) -> QueueListener:
-        self._ensure(self.client)
         self._thread.start()
         return self
 
@@ -119,16 +119,23 @@ class QueueListener:
         threshold = self.options.new_batch_threshold
         threshold = self.options.batch_size // 2 if threshold is None else threshold
         wait = MIN_POLL_SECONDS
+        created = failing = False
         while not self._stop.is_set():
             with self._lock:
                 room = self.options.batch_size - self.running if self.running <= threshold else 0
             messages = []
             if room:
                 try:
+                    if not created:
+                        self._ensure(self.client)
+                        created = True
                     messages = list(self.client.receive_messages(messages_per_page=room, max_messages=room,
                                                                  visibility_timeout=PROCESSING_VISIBILITY_SECONDS))
+                    failing = False
                 except Exception as exc:  # noqa: BLE001 - storage down: the host keeps polling
-                    log.warning("%s: polling %s failed: %s", self.spec.name, self.spec.queue, type(exc).__name__)
+                    if not failing:  # once per outage, not once per poll
+                        log.warning("%s: polling %s failed: %s", self.spec.name, self.spec.queue, type(exc).__name__)
+                    failing = True
             for message in messages:
                 with self._lock:
                     self.running += 1
