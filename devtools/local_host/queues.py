@@ -7,7 +7,6 @@ import binascii
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -100,7 +99,6 @@ class QueueListener:
         client = {"retry_total": 0, "connection_timeout": 5}  # a storage account out of reach: log and poll again
         self.client = QueueClient.from_connection_string(connection, spec.queue, **client)
         self.poison = QueueClient.from_connection_string(connection, spec.queue + "-poison", **client)
-        self.pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{spec.name}")
         self.running = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -113,7 +111,6 @@ class QueueListener:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _poll(self) -> None:
         threshold = self.options.new_batch_threshold
@@ -139,7 +136,10 @@ class QueueListener:
             for message in messages:
                 with self._lock:
                     self.running += 1
-                self.pool.submit(self._run, message)
+                # A daemon thread per message (at most batch_size): a running one (a broadcast chunk can take a
+                # minute) does not hold up stopping; its lease lapses and it runs again, as on a stopped instance.
+                threading.Thread(target=self._run, args=(message,), name=f"queue-{self.spec.name}",
+                                 daemon=True).start()
             wait = MIN_POLL_SECONDS if messages else min(wait * 2, self.options.max_polling_seconds)
             self._stop.wait(MIN_POLL_SECONDS if messages or not room else wait)
 
