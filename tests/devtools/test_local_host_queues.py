@@ -47,7 +47,13 @@ def queue_app(tmp_path: Path, azurite, monkeypatch) -> Path:
 def put(connection: str, queue: str, text: str) -> None:
     from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
+    from azure.core.exceptions import ResourceExistsError
+
     client = QueueClient.from_connection_string(connection, queue, message_encode_policy=TextBase64EncodePolicy())
+    try:
+        client.create_queue()  # the producer's side: the host may not have polled yet
+    except ResourceExistsError:
+        pass
     client.send_message(text)
 
 
