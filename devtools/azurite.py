@@ -1,5 +1,5 @@
-"""Azurite, the local Table Storage, for ./run.sh and the tests: the pinned npm package, started on a port (by default
-one it picks itself), stopped."""
+"""Azurite, the local Table and Queue Storage, for ./run.sh and the tests: the pinned npm package, started on ports it
+picks itself by default, stopped."""
 
 from __future__ import annotations
 
@@ -41,26 +41,30 @@ def npm_ci() -> str:
     return node
 
 
-def connection_string(port: int, account: str = ACCOUNT) -> str:
-    """AzureWebJobsStorage for an account of the Azurite on 127.0.0.1:port."""
+def connection_string(port: int, account: str = ACCOUNT, queue_port: int | None = None) -> str:
+    """AzureWebJobsStorage for an account of the Azurite whose Table service is on 127.0.0.1:port (and Queue
+    service on queue_port, when given)."""
+    queues = f"QueueEndpoint=http://127.0.0.1:{queue_port}/{account};" if queue_port else ""
     return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
-            f"TableEndpoint=http://127.0.0.1:{port}/{account};")
+            f"TableEndpoint=http://127.0.0.1:{port}/{account};{queues}")
 
 
 class Azurite:
-    """Azurite's Table service on 127.0.0.1:port (port 0: one the system gives it, known once started): in memory,
-    or keeping its data in `location`. Besides the development account, it serves `accounts` (same key), each with
-    tables of its own."""
+    """Azurite's Table service on 127.0.0.1:port and its Queue service beside it on queue_port (0: one the system
+    gives each, known once started): in memory, or keeping their data in `location`. Besides the development
+    account, they serve `accounts` (same key), each with tables and queues of its own."""
 
     def __init__(self, node: str, port: int = 0, location: Path | None = None, debug_log: Path | None = None,
-                 accounts: Sequence[str] = ()) -> None:
+                 accounts: Sequence[str] = (), queue_port: int = 0) -> None:
         self.node, self.port, self.location, self.debug_log = node, port, location, debug_log
         self.accounts = (ACCOUNT, *accounts)
         self.proc: subprocess.Popen | None = None
+        self.queue_proc: subprocess.Popen | None = None
+        self.queue_port = queue_port
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.port)
+        return connection_string(self.port, ACCOUNT, self.queue_port)
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
@@ -71,15 +75,22 @@ class Azurite:
              "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
+        self.queue_proc = subprocess.Popen(  # a process of its own: each tells the one port it listens on
+            [self.node, str(NODE_MODULES / "azurite/dist/src/queue/main.js"), *storage[:2], "--disableTelemetry",
+             "--skipApiVersionCheck", "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
         try:  # Azurite prints the port it was given, not the one it bound: ask the system which one it listens on
             self.port = listening_port(self.proc, timeout)
+            self.queue_port = listening_port(self.queue_proc, timeout)
         except TimeoutError as exc:
             self.stop()
             raise NodeMissing(f"Azurite did not start: {exc}") from None
         return self
 
     def stop(self) -> None:
-        """Stop Azurite and anything it started (its own process group)."""
-        if self.proc is not None:
-            stop_process_group(self.proc)
-            self.proc = None
+        """Stop Azurite's services and anything they started (each its own process group)."""
+        for proc in (self.proc, self.queue_proc):
+            if proc is not None:
+                stop_process_group(proc)
+        self.proc = self.queue_proc = None

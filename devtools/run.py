@@ -124,6 +124,8 @@ def wire_identity(sandbox: Any, with_quotas: bool) -> bool:
     if os.environ.get("AUTH_ISSUER") or os.environ.get("AUTH_EASY_AUTH"):
         return False
     os.environ.update({"AUTH_ISSUER": sandbox.idp.issuer, "AUTH_AUDIENCE": sandbox.idp.audience})
+    if not os.environ.get("BROADCAST_SENDERS"):
+        os.environ["BROADCAST_SENDERS"] = "alice"  # the demo user may broadcast
     if with_quotas:
         for name, value in DEMO_QUOTAS.items():
             if not os.environ.get(name):  # an empty value, as the example's local.settings.json has, sets none
@@ -181,6 +183,16 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
              f"-d '{{\"url\": \"{app_url}/api/voice_webhook\", \"from\": \"{DEMO_CALLER}\", "
              f"\"to\": \"{SANDBOX_NUMBER}\"}}'"),
             ("See everything the sandbox did (JSON activity log)", f"curl -s {sandbox_url}/_sandbox/activity"),
+        ]
+    if signed_in:
+        broadcast = (f"curl -s -X POST {app_url}/api/broadcasts{auth} -H 'Content-Type: application/json' "
+                     f"-d '{{\"to\": [\"{DEMO_RECIPIENT}\", \"{DEMO_CALLER}\", \"not a number\"], "
+                     "\"body\": \"Class cancelled tonight\"}'")
+        examples += [
+            ("Broadcast to several numbers, paced (the refused entry is listed; its id goes into $BR)",
+             f"BR=$({broadcast} | python3 -c 'import json,sys; answer = json.load(sys.stdin); "
+             "print(json.dumps(answer), file=sys.stderr); print(answer[\"id\"])')"),
+            ("Where every recipient of the broadcast stands", f"curl -s {app_url}/api/broadcasts/$BR{auth}"),
         ]
     return examples
 

@@ -76,6 +76,8 @@ param voicemailGreeting string = ''
 param voicemailMaxSeconds string = ''
 param voicemailNotifySms string = ''
 param callMaxMinutes string = ''
+param broadcastSenders string = ''
+param broadcastSegmentsPerSecond string = ''
 param azureSdkLogLevel string = ''
 
 // ---- scale ----------------------------------------------------------------------------------------------------
@@ -159,6 +161,8 @@ var appSettings = union({
   VOICEMAIL_MAX_SECONDS: voicemailMaxSeconds
   VOICEMAIL_NOTIFY_SMS: voicemailNotifySms
   CALL_MAX_MINUTES: callMaxMinutes
+  BROADCAST_SENDERS: broadcastSenders
+  BROADCAST_SEGMENTS_PER_SECOND: broadcastSegmentsPerSecond
   AZURE_SDK_LOG_LEVEL: azureSdkLogLevel
 }, empty(twilioApiKeySecret) ? {} : {
   TWILIO_API_KEY_SECRET: '${keyVaultReference}${resources.outputs.apiKeySecretName})'

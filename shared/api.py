@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 
-from shared.body import FORM, JSON, request_body
+from shared.body import FORM, JSON, MAX_BODY_BYTES, request_body
 from shared.entry import Main, entry_point
 from shared.errors import AppError, json_response
 from shared.settings import Settings, load_settings
@@ -17,13 +17,13 @@ Handler = Callable[[func.HttpRequest, Settings], func.HttpResponse]
 
 
 def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
-    """Wrap a mobile API handler(req, settings) as main(req): only `method` (POST unless given), then the settings,
-    loaded once, inside the one error boundary (AppError -> JSON error body). Use as @mobile_api or
-    @mobile_api(method="GET")."""
+    """Wrap a mobile API handler(req, settings) as main(req): only `method` (POST unless given; "GET, DELETE" for
+    several), then the settings, loaded once, inside the one error boundary (AppError -> JSON error body). Use as
+    @mobile_api or @mobile_api(method="GET")."""
 
     def wrap(handler: Handler) -> Main:
         def run(req: func.HttpRequest) -> func.HttpResponse:
-            if req.method.upper() != method:  # function.json lists no methods: this is the only check
+            if req.method.upper() not in method.split(", "):  # function.json lists no methods: this is the only check
                 raise AppError(405, "method_not_allowed", f"Use {method}.", headers={"Allow": method})
             return handler(req, load_settings())
 
@@ -32,9 +32,9 @@ def mobile_api(handler: Handler | None = None, *, method: str = "POST") -> Any:
     return wrap(handler) if handler is not None else wrap
 
 
-def read_payload(req: func.HttpRequest) -> dict[str, Any]:
+def read_payload(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request body as a dict: a JSON object or a form (repeated form keys become lists); 400/413/415 otherwise."""
-    media_type, body = request_body(req)
+    media_type, body = request_body(req, max_bytes)
     if not body.strip():
         return {}
     try:
@@ -73,6 +73,11 @@ def _json_object(text: str) -> dict[str, Any]:
 def created(payload: dict[str, Any]) -> func.HttpResponse:
     """201 with a JSON body."""
     return json_response(payload, 201)
+
+
+def accepted(payload: dict[str, Any], location: str) -> func.HttpResponse:
+    """202 with a JSON body and the Location to follow it at."""
+    return json_response(payload, 202, {"Location": location})
 
 
 def ok(payload: dict[str, Any]) -> func.HttpResponse:

@@ -30,15 +30,25 @@ class Parties(NamedTuple):
 def parties(payload: dict[str, Any], allowed: Iterable[str], settings: Settings) -> Parties:
     """Reject unknown fields, then validate `to` (E.164, allowed destination), `from` and `status_callback`."""
     reject_unknown(payload, allowed)
-    to = to_e164(text(payload, "to", required=True), "to", settings.default_region)  # type: ignore[arg-type]
-    require_allowed_destination(to, settings.allowed_destination_prefixes, settings.allowed_destination_countries)
-    sender = text(payload, "from")
     callback = payload.get("status_callback")
     return Parties(
-        to=to,
-        from_=to_e164(sender, "from", settings.default_region) if sender else None,
+        to=destination(payload, settings),
+        from_=sender(payload, settings),
         status_callback=https_url(callback, "status_callback", settings) if callback is not None else None,
     )
+
+
+def destination(payload: dict[str, Any], settings: Settings) -> str:
+    """`to` in E.164, if the destination guard allows it (never premium-rate); 400 naming `to` otherwise."""
+    to = to_e164(text(payload, "to", required=True), "to", settings.default_region)  # type: ignore[arg-type]
+    require_allowed_destination(to, settings.allowed_destination_prefixes, settings.allowed_destination_countries)
+    return to
+
+
+def sender(payload: dict[str, Any], settings: Settings) -> str | None:
+    """`from` in E.164, or None when absent; 400 naming `from` if it is not a phone number."""
+    value = text(payload, "from")
+    return to_e164(value, "from", settings.default_region) if value else None
 
 
 def reject_unknown(payload: dict[str, Any], allowed: Iterable[str]) -> None:

@@ -59,7 +59,8 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
         raise
     finally:
         sends.before_create.reset(attempting)
-    record.finish(response.status_code, json.loads(response.get_body()), {})
+    record.finish(response.status_code, json.loads(response.get_body()),
+                  {name: value for name, value in response.headers.items() if name.lower() == "location"})
     return response
 
 

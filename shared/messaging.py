@@ -30,11 +30,7 @@ class SmsRequest:
     def parse(cls, payload: dict[str, Any], settings: Settings) -> SmsRequest:
         """Validate payload (400 naming the field on any problem); no Twilio request is made on failure."""
         parties = fields.parties(payload, FIELDS, settings)
-        body = fields.text(payload, "body", max_length=MAX_BODY_CHARS)
-        media = fields.https_urls(payload, "media_url", MAX_MEDIA, settings)
-        if body is None and not media:
-            raise invalid_field("body", "'body' is required unless 'media_url' is given.", "missing_field")
-        return cls(parties.to, parties.from_, body, tuple(media), parties.status_callback)
+        return cls(parties.to, parties.from_, *content(payload, settings), parties.status_callback)
 
     def outgoing(self, settings: Settings) -> Outgoing:
         """The message: from the request's `from`, else the Messaging Service, else TWILIO_PHONE_NUMBER."""
@@ -44,6 +40,15 @@ class SmsRequest:
                                        "Body": self.body, "MediaUrl": list(self.media_urls) or None},
                         needs=() if sender or service else ("TWILIO_PHONE_NUMBER",),
                         status_callback=self.status_callback)
+
+
+def content(payload: dict[str, Any], settings: Settings) -> tuple[str | None, tuple[str, ...]]:
+    """The message's `body` and `media_url` (one of them at least), validated; 400 naming the field otherwise."""
+    body = fields.text(payload, "body", max_length=MAX_BODY_CHARS)
+    media = fields.https_urls(payload, "media_url", MAX_MEDIA, settings)
+    if body is None and not media:
+        raise invalid_field("body", "'body' is required unless 'media_url' is given.", "missing_field")
+    return body, tuple(media)
 
 
 def send_sms(sms: SmsRequest, settings: Settings, identity: str) -> dict[str, Any]:

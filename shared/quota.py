@@ -66,11 +66,38 @@ def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Ite
         raise
 
 
-def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: datetime) -> list[Slot]:
+def charge_many(settings: Settings, channel: Channel, count: int) -> None:
+    """Take `count` slots of the channel's app-wide quota at once (a broadcast's recipients at admission), all or
+    nothing: 429 quota_exceeded, and nothing taken, when they do not all fit. The per-user and per-destination quotas
+    do not apply. One read and one transaction of the counter's rows, whatever the count."""
+    for slot in _slots(settings, channel, ANONYMOUS, "", datetime.now(timezone.utc), subjects=("app",)):
+
+        def add_all(rows: dict[str, state.Row], slot: Slot = slot) -> list[state.Row]:
+            before = rows.get(slot.row)  # the counter as one row, written before it was sharded
+            left, changed = count, []
+            for key, share in _shares(slot.limit - (before["count"] if before is not None else 0), slot.row).items():
+                have = rows[key]["count"] if key in rows else 0
+                if left and have < share:
+                    took = min(left, share - have)
+                    changed.append({"PartitionKey": slot.quota, "RowKey": key, "count": have + took,
+                                    "expires_at": slot.window_end})
+                    left -= took
+            if left:
+                logger.warning("Quota %s has no room for %d more", slot.quota, count)
+                raise _exceeded(slot)
+            return changed
+
+        with state.state_errors():
+            state.update_all_of(settings, state.QUOTAS, slot.quota, slot.row, add_all, select=["count"],
+                                tries=MAX_TRIES)
+
+
+def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: datetime,
+           subjects: tuple[str, ...] = ("user", "app", "to")) -> list[Slot]:
     slots = []
     for quota, subject in channel.quotas:
         limit = settings.quota(quota)  # only this channel's: an invalid one breaks no other channel
-        if not limit:
+        if not limit or subject not in subjects:
             continue
         if quota.endswith("_PER_HOUR"):
             start = now.replace(minute=0, second=0, microsecond=0)

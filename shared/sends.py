@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
@@ -35,6 +36,8 @@ class Outgoing:
     params: dict[str, Any]  # Twilio's parameter names; None values are left out
     needs: tuple[str, ...] = ()  # settings this send needs beyond Twilio's credentials, e.g. TWILIO_PHONE_NUMBER
     status_callback: str | None = None  # the caller's own: then the app registers none
+    prepaid: bool = False  # the quotas were charged already (a broadcast's, at admission)
+    tags: Mapping[str, str] = field(default_factory=dict)  # kept on the TwilioSends record (a broadcast's recipient)
 
 
 @dataclass(frozen=True)
@@ -71,18 +74,20 @@ def send(settings: Settings, outgoing: Outgoing, identity: str) -> Sent:
     ours = None if outgoing.status_callback else status_callback_url(settings)
     params = {**outgoing.params, "StatusCallback": outgoing.status_callback or ours,
               "StatusCallbackEvent": list(channel.status_events) if ours and channel.status_events else None}
-    with quota.charged(settings, channel, identity, outgoing.to):
+    charged = nullcontext() if outgoing.prepaid else quota.charged(settings, channel, identity, outgoing.to)
+    with charged:
         if (hook := before_create.get()) is not None:
             hook(channel, params)
         with twilio_errors():
             resource = create(settings, channel, params)
     sent = Sent.of(channel, resource)
     logger.info("%s %s queued to %s for %s", channel.label, sent.sid, mask(outgoing.to), shown(identity))
-    record(settings, sent, identity, callback_registered=ours is not None)
+    record(settings, sent, identity, callback_registered=ours is not None, tags=outgoing.tags)
     return sent
 
 
-def record(settings: Settings, sent: Sent, owner: str, callback_registered: bool) -> None:
+def record(settings: Settings, sent: Sent, owner: str, callback_registered: bool,
+           tags: Mapping[str, str] | None = None) -> None:
     """Write the record of a send Twilio made (bookkeeping: a storage failure is logged, the send stands). Without
     a storage account (never so in Azure, where AzureWebJobsStorage is always set) there is nothing to record."""
     channel = sent.channel
@@ -91,7 +96,7 @@ def record(settings: Settings, sent: Sent, owner: str, callback_registered: bool
     row = {"PartitionKey": sent.sid, "RowKey": "", "kind": channel.noun, "owner": owner,
            "to_number": sent.to or "", "from_number": sent.from_ or "", "status": sent.status or "",
            "date_created": sent.date_created or now_z(), "date_updated": now_z(), "sequence": -1,
-           "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION}
+           "callback": callback_registered, "expires_at": datetime.now(timezone.utc) + RETENTION, **(tags or {})}
     try:
         with state.state_errors():  # a send found by a reconciliation may have been recorded by its own worker
             state.insert_or_get(settings, state.SENDS, row, tries=MAX_TRIES)
@@ -109,10 +114,11 @@ def find(settings: Settings, channel: Channel, sid: str, owner: str) -> state.Ro
     return row if row.get("owner") == owner and row.get("kind") == channel.noun else None
 
 
-def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
+def apply_callback(settings: Settings, form: Mapping[str, str]) -> state.Row | None:
     """Move a send's record forward with one of Twilio's status callbacks: messages by status rank, calls by
     SequenceNumber, a final status never back to a non-final one; older, repeated or unknown callbacks change nothing
-    (bookkeeping: failures are logged)."""
+    (bookkeeping: failures are logged). The record as it then stands; None for an unknown SID or when storage
+    failed."""
     channel = CALL if form.get("CallSid") else SMS
     sid = form.get("CallSid") or form.get("MessageSid") or ""
     status = form.get("CallStatus") if channel is CALL else form.get("MessageStatus")
@@ -124,10 +130,13 @@ def apply_callback(settings: Settings, form: Mapping[str, str]) -> None:
     sequence = int(form["SequenceNumber"]) if (form.get("SequenceNumber") or "").isdigit() else None
     try:
         with state.state_errors():
-            if not sid or advance(settings, channel, sid, changes, sequence) is None:
-                logger.info("Status callback for an unknown %s ignored", channel.noun)
+            moved = advance(settings, channel, sid, changes, sequence) if sid else None
     except (AppError, SettingsError) as exc:
         logger.warning("Could not record a status callback: %s", exc.code)
+        return None
+    if moved is None:
+        logger.info("Status callback for an unknown %s ignored", channel.noun)
+    return moved
 
 
 def advance(settings: Settings, channel: Channel, sid: str, changes: dict[str, Any],

@@ -130,6 +130,10 @@ def _split_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _names(raw: str) -> frozenset[str]:
+    return frozenset(_split_list(raw))
+
+
 def _region(raw: str) -> str:
     import phonenumbers  # imported on use: only settings that name regions need it
 
@@ -246,6 +250,11 @@ class Settings:
     quota_sms_per_day: int = setting("QUOTA_SMS_PER_DAY", "quotas", _whole(0), default=0)
     quota_calls_per_day: int = setting("QUOTA_CALLS_PER_DAY", "quotas", _whole(0), default=0)
     quota_per_destination_per_hour: int = setting("QUOTA_PER_DESTINATION_PER_HOUR", "quotas", _whole(0), default=0)
+
+    # identities (as the sign-in gives them) allowed to broadcast; segments a second the sender may send
+    broadcast_senders: frozenset[str] = setting("BROADCAST_SENDERS", "broadcasts", _names, default=frozenset())
+    broadcast_segments_per_second: int = setting("BROADCAST_SEGMENTS_PER_SECOND", "broadcasts", _whole(1, 1000),
+                                                 default=1)
 
     idempotency_ttl_hours: int = setting("IDEMPOTENCY_TTL_HOURS", "idempotency", _whole(1, 720), default=24)
 

@@ -26,7 +26,9 @@ TIMEOUT_SECONDS = 5.0
 STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri")
 # The tables the app owns. Every row carries `expires_at`: readers ignore it after then, state_cleanup deletes it.
 QUOTAS, IDEMPOTENCY, SENDS = "TwilioQuotas", "TwilioIdempotency", "TwilioSends"
-TABLES = (QUOTAS, IDEMPOTENCY, SENDS)
+BROADCASTS, OPT_OUTS = "TwilioBroadcasts", "TwilioOptOuts"
+TABLES = (QUOTAS, IDEMPOTENCY, SENDS, BROADCASTS, OPT_OUTS)
+MAX_BATCH = 100  # operations in one entity group transaction (all of one partition)
 RACE_PAUSE_SECONDS = 0.01  # the most a lost race waits before reading again (jittered: racers spread out)
 
 Row = dict[str, Any]
@@ -179,6 +181,13 @@ def update_if_unchanged(settings: Settings, name: str, partition: str, row: str,
     raise _too_busy(name)
 
 
+def insert_all(settings: Settings, name: str, rows: list[Row]) -> None:
+    """Insert rows of one partition, MAX_BATCH to a transaction (each all or nothing): one request per MAX_BATCH."""
+    client = table(settings, name)
+    for start in range(0, len(rows), MAX_BATCH):
+        client.submit_transaction([("create", row) for row in rows[start:start + MAX_BATCH]])
+
+
 def update_one_of(settings: Settings, name: str, partition: str, prefix: str, choose: Choose, *,
                   select: list[str], tries: int) -> Stored:
     """Read the rows of one partition whose RowKey starts with `prefix` (one query), and write one of choose(rows)
@@ -197,12 +206,8 @@ def update_one_of(settings: Settings, name: str, partition: str, prefix: str, ch
         stored = _write_one_of(client, view, remembered, candidates, every=False)
         if stored is not None:
             return stored
-    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first RowKey past every one that starts with prefix
     for attempt in range(tries):
-        rows = {row["RowKey"]: row for row in client.query_entities(
-            "PartitionKey eq @partition and RowKey ge @prefix and RowKey lt @after",
-            parameters={"partition": partition, "prefix": prefix, "after": after}, select=["RowKey", *select])}
-        rows = _remember(view, rows)
+        rows = _remember(view, _rows_starting(client, partition, prefix, select))
         candidates = choose(rows)
         if not candidates:
             return Stored(None, None, False)
@@ -265,6 +270,43 @@ def _remember(view: View, rows: dict[str, Row], written: Stored | None = None) -
         if len(_views) > MAX_VIEWS:
             del _views[next(iter(_views))]
         return rows
+
+
+def update_all_of(settings: Settings, name: str, partition: str, prefix: str, choose: Choose, *,
+                  select: list[str] | None, tries: int) -> bool:
+    """As update_one_of, but every row of choose(rows) is written, in one transaction: all of them, each only if
+    nobody wrote it since it was read, or none (then a fresh read, `tries` times at most, then 503). False when
+    choose returned no rows: nothing was written."""
+    from azure.core import MatchConditions
+    from azure.data.tables import TableTransactionError, UpdateMode
+
+    client = table(settings, name)
+    for attempt in range(tries):
+        rows = _rows_starting(client, partition, prefix, select)
+        changes = choose(rows)
+        if not changes:
+            return False
+        operations = [("create", new) if new["RowKey"] not in rows else
+                      ("update", new, {"mode": UpdateMode.REPLACE, "etag": rows[new["RowKey"]].metadata["etag"],
+                                       "match_condition": MatchConditions.IfNotModified}) for new in changes]
+        try:
+            client.submit_transaction(operations)
+            return True
+        except TableTransactionError as exc:
+            if exc.status_code not in (409, 412):  # not a lost race: storage failed
+                raise
+        _pause(attempt)
+    raise _too_busy(name)
+
+
+def _rows_starting(client: TableClient, partition: str, prefix: str, select: list[str] | None) -> dict[str, Row]:
+    """The rows of the partition whose RowKey starts with prefix, by RowKey, with only the `select` properties
+    (None: every property)."""
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first RowKey past every one that starts with prefix
+    return {row["RowKey"]: row for row in client.query_entities(
+        "PartitionKey eq @partition and RowKey ge @prefix and RowKey lt @after",
+        parameters={"partition": partition, "prefix": prefix, "after": after},
+        select=None if select is None else ["RowKey", *select])}
 
 
 def _etag(row: Row | None) -> str | None:

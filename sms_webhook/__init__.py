@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared import twiml
+from shared.optouts import apply_keyword
 from shared.phone import is_blocked
 from shared.settings import Settings
 from shared.webhook import param, twilio_webhook
@@ -18,6 +19,7 @@ TWILIO_KEYWORDS = frozenset({
 @twilio_webhook
 def main(req: func.HttpRequest, settings: Settings) -> str:
     if param(req, "Body").strip().upper() in TWILIO_KEYWORDS:
+        apply_keyword(settings, param(req, "From"), param(req, "Body"))  # broadcasts skip who opted out
         return twiml.empty()
     if is_blocked(param(req, "From"), settings.blocked_numbers, settings.default_region):
         return twiml.empty()

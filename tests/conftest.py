@@ -97,10 +97,11 @@ def azurite_server(pytestconfig: pytest.Config) -> Storage:
     def start(folder: Path) -> dict[str, Any]:
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
         server = Azurite(node(), accounts=[f"gw{n}" for n in range(workers)]).start()
-        return {"pid": server.proc.pid, "port": server.port}
+        return {"pids": [server.proc.pid, server.queue_proc.pid], "port": server.port, "queue_port": server.queue_port}
 
-    port = shared_server(pytestconfig, "azurite", start)["port"]
-    return Storage(connection_string(port, os.environ.get("PYTEST_XDIST_WORKER", ACCOUNT)))
+    server = shared_server(pytestconfig, "azurite", start)
+    return Storage(connection_string(server["port"], os.environ.get("PYTEST_XDIST_WORKER", ACCOUNT),
+                                     server["queue_port"]))
 
 
 @pytest.fixture

@@ -37,13 +37,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """The run is over: stop the servers its processes started."""
     if SERVERS in config.stash:
         for description in config.stash[SERVERS].glob("*.server.json"):
-            stop_process_group(json.loads(description.read_text())["pid"])
+            for pid in json.loads(description.read_text())["pids"]:
+                stop_process_group(pid)
         shutil.rmtree(config.stash[SERVERS], ignore_errors=True)
 
 
 def shared_server(config: pytest.Config, name: str, start: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
     """The run's one `name` server. The first test process that needs it calls `start(folder)`, which starts it in a
-    process group of its own and returns how to reach it, with the group's `pid`; pytest_unconfigure stops it."""
+    process group of its own (or several) and returns how to reach it, with the groups' `pids`; pytest_unconfigure
+    stops them."""
     folder = Path(config.workerinput["servers"]) if hasattr(config, "workerinput") else config.stash[SERVERS]
     with open(folder / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -22,13 +22,15 @@ FUNCTIONS = {  # name: (authLevel, route, the methods main answers, a route para
     "message_status": ("function", "messages/{sid}", "GET"),
     "call_status": ("function", "calls/{sid}", "GET"),
     "voice_token": ("function", None, "POST"),
+    "broadcasts": ("function", "broadcasts/{id?}", "POST, GET, DELETE"),
 }
 TIMERS = {"state_cleanup": "0 17 3 * * *"}  # name: NCRONTAB schedule (UTC)
+QUEUES = {"broadcast_worker": "twilio-broadcast"}  # name: queueName
 
 
 def test_function_folders_are_exactly_the_documented_functions():
     found = {p.parent.name for p in ROOT.glob("*/function.json")}
-    assert found == set(FUNCTIONS) | set(TIMERS)
+    assert found == set(FUNCTIONS) | set(TIMERS) | set(QUEUES)
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -87,6 +89,24 @@ def test_function_json_timer_trigger_runs_daily_and_main_takes_the_timer(name):
     assert list(inspect.signature(main).parameters) == ["timer"]
     hints = typing.get_type_hints(main)
     assert hints["timer"] is func.TimerRequest and hints["return"] is type(None)
+
+
+@pytest.mark.parametrize("name", sorted(QUEUES))
+def test_function_json_queue_trigger_reads_the_app_storage_and_main_takes_the_message(name):
+    spec = json.loads((ROOT / name / "function.json").read_text())
+    (trigger,) = spec["bindings"]
+    assert trigger == {"name": "msg", "type": "queueTrigger", "direction": "in", "queueName": QUEUES[name],
+                       "connection": "AzureWebJobsStorage"}
+    main = importlib.import_module(name).main
+    assert list(inspect.signature(main).parameters) == ["msg"]
+    assert typing.get_type_hints(main)["msg"] is func.QueueMessage
+
+
+def test_host_json_max_dequeue_count_is_the_one_the_worker_poisons_at():
+    from shared.fanout import MAX_DEQUEUE_COUNT
+
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
 
 
 def test_host_json_is_v2_with_extension_bundle_4():

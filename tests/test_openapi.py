@@ -81,6 +81,15 @@ def route_of(name: str, trigger: dict[str, Any]) -> str:
     return "/" + trigger.get("route", name)
 
 
+def paths_of(name: str, trigger: dict[str, Any]) -> dict[str, set[str]]:
+    """{path: methods} of a function. A route ending in an optional parameter (`broadcasts/{id?}`) is two paths:
+    without it for POST, with it (as a plain parameter) for the other methods."""
+    route, methods = route_of(name, trigger), {m.lower() for m in trigger["methods"]}
+    if not route.endswith("?}"):
+        return {route: methods}
+    return {route.rsplit("/", 1)[0]: methods & {"post"}, route.replace("?}", "}"): methods - {"post"}}
+
+
 def request_schema(spec: dict[str, Any], name: str, media_type: str) -> dict[str, Any]:
     return resolve(spec, spec["paths"][f"/{name}"]["post"]["requestBody"]["content"][media_type]["schema"])
 
@@ -120,10 +129,10 @@ def test_openapi_operation_ids_are_unique(spec):
 def test_openapi_documents_every_function_folder_with_its_methods(spec):
     found = functions()
     assert found, "no function folders found"
-    assert set(spec["paths"]) == {route_of(name, trigger) for name, trigger in found.items()}
+    assert set(spec["paths"]) == {path for name, trigger in found.items() for path in paths_of(name, trigger)}
     for name, trigger in found.items():
-        documented = {method for method in HTTP_METHODS if method in spec["paths"][route_of(name, trigger)]}
-        assert documented == {m.lower() for m in trigger["methods"]}, name
+        for path, methods in paths_of(name, trigger).items():
+            assert {method for method in HTTP_METHODS if method in spec["paths"][path]} == methods, name
 
 
 def test_openapi_function_key_scheme_is_the_header_or_the_code_query_parameter_plus_bearer(spec):
@@ -136,19 +145,24 @@ def test_openapi_function_key_scheme_is_the_header_or_the_code_query_parameter_p
 def test_openapi_security_present_exactly_when_auth_level_is_not_anonymous(spec, name):
     trigger = functions()[name]
     schemes = spec["components"]["securitySchemes"]
-    for method in trigger["methods"]:
-        operation = spec["paths"][route_of(name, trigger)][method.lower()]
-        security = operation.get("security", spec.get("security", []))
-        if trigger["authLevel"] == "anonymous":
-            assert security == [], f"{name} {method}: anonymous, so no function key"
-            assert "401" not in operation["responses"]
-        else:
-            # Alternatives: the header or the query parameter, each alone or with the bearer token.
-            keys = [[s for s in requirement if schemes[s]["type"] == "apiKey"] for requirement in security]
-            assert all(len(key) == 1 for key in keys), security
-            used = {(schemes[k[0]]["in"], schemes[k[0]]["name"]) for k in keys}
-            assert used == FUNCTION_KEY_SCHEMES, f"{name} {method}"
-            assert "401" in operation["responses"]
+    for path, methods in paths_of(name, trigger).items():
+        for method in methods:
+            check_security(spec, schemes, trigger, name, method, spec["paths"][path][method])
+
+
+def check_security(spec: dict[str, Any], schemes: dict[str, Any], trigger: dict[str, Any], name: str, method: str,
+                   operation: dict[str, Any]) -> None:
+    security = operation.get("security", spec.get("security", []))
+    if trigger["authLevel"] == "anonymous":
+        assert security == [], f"{name} {method}: anonymous, so no function key"
+        assert "401" not in operation["responses"]
+    else:
+        # Alternatives: the header or the query parameter, each alone or with the bearer token.
+        keys = [[s for s in requirement if schemes[s]["type"] == "apiKey"] for requirement in security]
+        assert all(len(key) == 1 for key in keys), security
+        used = {(schemes[k[0]]["in"], schemes[k[0]]["name"]) for k in keys}
+        assert used == FUNCTION_KEY_SCHEMES, f"{name} {method}"
+        assert "401" in operation["responses"]
 
 
 # -- request fields and limits ------------------------------------------------------------------------------------
@@ -255,6 +269,22 @@ def test_openapi_201_body_has_exactly_the_fields_the_code_returns(spec, name, ch
     assert schema["additionalProperties"] is False
 
 
+def returned_keys(module_name: str, function: str) -> set[str]:
+    """The keys of the dict literal a function returns."""
+    import importlib
+
+    tree = ast.parse(Path(importlib.import_module(module_name).__file__).read_text())
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    returned = [n.value for n in ast.walk(node) if isinstance(n, ast.Return) and isinstance(n.value, ast.Dict)]
+    assert len(returned) == 1
+    return {key.value for key in returned[0].keys}
+
+
+def test_openapi_broadcast_202_body_has_exactly_the_fields_admission_returns(spec):
+    schema = resolve(spec, spec["paths"]["/broadcasts"]["post"]["responses"]["202"]["content"][JSON]["schema"])
+    assert set(schema["properties"]) == set(schema["required"]) == returned_keys("shared.broadcasts", "admit")
+
+
 def test_openapi_error_schema_is_the_body_app_errors_produce(spec):
     from shared.errors import AppError
 
@@ -356,7 +386,7 @@ def test_openapi_lookup_and_token_errors_are_exactly_what_they_answer(spec, name
     assert documented_error_codes(spec, spec["paths"][LOOKUPS[name]][method]) == expected
 
 
-@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS)))
+@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS) - {"broadcasts"}))
 def test_openapi_webhook_errors_are_exactly_the_codes_the_webhook_decorator_answers(spec, name):
     # The handlers' own shared imports (is_blocked, twiml) never raise: what a webhook can answer is what the
     # decorator's verify() and the modules it calls raise.
@@ -366,6 +396,29 @@ def test_openapi_webhook_errors_are_exactly_the_codes_the_webhook_decorator_answ
     expected = error_codes_in(modules)
     for method in functions()[name]["methods"]:
         assert documented_error_codes(spec, spec["paths"][f"/{name}"][method.lower()]) == expected, method
+
+
+BROADCAST_CODES = {  # what admission, the status and cancel can answer: never a Twilio error (nothing is sent)
+    "post": {400: {"invalid_json", "invalid_body", "missing_field", "invalid_field", "unknown_field", "too_long",
+                   "invalid_phone_number", "invalid_url", "too_many_media", "destination_not_allowed",
+                   "invalid_idempotency_key"},
+             401: {"unauthenticated"}, 403: {"forbidden"}, 405: {"method_not_allowed"},
+             409: {"idempotency_in_progress"}, 413: {"body_too_large"}, 415: {"unsupported_media_type"},
+             422: {"idempotency_key_reused"}, 429: {"quota_exceeded"}, 500: {"internal_error"},
+             502: {"outcome_unknown"}, 503: {"not_configured", "auth_unavailable", "state_unavailable"}},
+    "get": {400: {"invalid_field"}, 401: {"unauthenticated"}, 403: {"forbidden"}, 404: {"not_found"},
+            405: {"method_not_allowed"}, 500: {"internal_error"},
+            503: {"not_configured", "auth_unavailable", "state_unavailable"}},
+}
+
+
+@pytest.mark.parametrize(("path", "method"), [("/broadcasts", "post"), ("/broadcasts/{id}", "get"),
+                                              ("/broadcasts/{id}", "delete")])
+def test_openapi_broadcast_errors_are_what_admission_status_and_cancel_answer(spec, path, method):
+    expected = BROADCAST_CODES["post" if method == "post" else "get"]
+    in_code = error_codes_in(shared_modules_imported_by(ROOT / "broadcasts" / "__init__.py"))
+    assert all(codes <= in_code.get(status, set()) | {"internal_error"} for status, codes in expected.items())
+    assert documented_error_codes(spec, spec["paths"][path][method]) == expected
 
 
 def test_openapi_every_error_code_in_the_code_is_documented_and_in_the_readme(spec):
@@ -389,7 +442,7 @@ def test_openapi_429_has_retry_after_and_405_has_allow(spec):
         assert resolve(spec, responses["405"]["headers"]["Allow"])["required"] is True, (path, method)
 
 
-@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS)))
+@pytest.mark.parametrize("name", sorted(set(functions()) - set(MOBILE) - set(LOOKUPS) - {"broadcasts"}))
 def test_openapi_webhooks_take_the_twilio_signature_and_answer_twiml(spec, name):
     item = spec["paths"][f"/{name}"]
     for method in functions()[name]["methods"]:

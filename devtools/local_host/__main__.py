@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--function-key", help=f"key for function/admin-level functions (default: ${KEY_ENV})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the Azure SDKs log every storage request at INFO
     load_local_settings(args.root)  # like func start: local.settings.json Values, never overriding the environment
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with LocalHost(args.root, args.host, args.port, args.function_key) as host:

@@ -36,9 +36,11 @@ class _Request(Request):
 
 
 def url_map(specs: Iterable[FunctionSpec], route_prefix: str) -> Map:
-    """One werkzeug rule per function: ``/<prefix>/<route>``, limited to the function's methods."""
-    rules = [Rule("/" + "/".join(filter(None, [route_prefix, spec.rule])), endpoint=spec.name, methods=spec.methods)
-             for spec in specs]
+    """One werkzeug rule per function: ``/<prefix>/<route>``, limited to the function's methods; a route ending in
+    an optional parameter (``broadcasts/{id?}``) also matches without that segment."""
+    rules = [Rule("/" + "/".join(filter(None, [route_prefix, rule])), endpoint=spec.name, methods=spec.methods)
+             for spec in specs
+             for rule in ([spec.rule] + ([spec.rule.rsplit("/", 1)[0]] if spec.route.endswith("?}") else []))]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 

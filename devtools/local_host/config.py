@@ -15,7 +15,7 @@ LOGGER_NAME = "devtools.local_host"
 KEY_ENV = "FUNCTIONS_HOST_KEY"  # the function key of function/admin-level functions, as the Functions host reads it
 log = logging.getLogger(LOGGER_NAME)
 
-_PARAM = re.compile(r"\{([A-Za-z_]\w*)\}")
+_PARAM = re.compile(r"\{([A-Za-z_]\w*)\??\}")  # {name}, or {name?} optional (only as the last segment)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class FunctionSpec:
 
 def _to_rule(name: str, route: str) -> str:
     rule = _PARAM.sub(r"<\1>", route)
-    if any(ch in rule for ch in "{}"):
+    if any(ch in rule for ch in "{}") or "?}" in route[:-2]:
         raise ValueError(f"{name}: only plain {{name}} route parameters are supported, not {route!r}")
     return rule
 

@@ -1,4 +1,4 @@
-"""``LocalHost``: discover an app's HTTP functions, import them and serve them on a background thread."""
+"""``LocalHost``: discover an app's HTTP and queue functions, import them, serve and poll on background threads."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import FunctionsApp, url_map
 from .config import KEY_ENV, LOGGER_NAME, FunctionSpec, discover_functions, read_route_prefix
+from .queues import QueueListener, QueueSpec, discover_queue_functions, read_queue_options
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -37,7 +38,7 @@ def _inside(module: ModuleType, root: Path) -> bool:
 
 
 class LocalHost:
-    """Serve a v1-model Python function app's HTTP triggers the way ``func start`` does.
+    """Serve a v1-model Python function app's HTTP triggers, and run its queue triggers, the way ``func start`` does.
 
     ``function_key=None`` reads ``$FUNCTIONS_HOST_KEY``; no key (or "") serves every function without a check.
     """
@@ -51,6 +52,8 @@ class LocalHost:
         self.route_prefix = read_route_prefix(self.root)
         self.functions: Mapping[str, FunctionSpec] = MappingProxyType(discover_functions(self.root))
         self.urls = url_map(self.functions.values(), self.route_prefix)
+        self.queue_functions: Mapping[str, QueueSpec] = MappingProxyType(discover_queue_functions(self.root))
+        self._listeners: list[QueueListener] = []
         self._server: BaseWSGIServer | None = None
         self._imported: set[str] = set()  # modules start() imported from the root, unloaded by stop()
         self._added_path = False
@@ -84,7 +87,7 @@ class LocalHost:
         before = set(sys.modules)
         try:
             entries: dict[str, Callable[..., object]] = {}
-            for name, spec in self.functions.items():
+            for name, spec in [*self.functions.items(), *self.queue_functions.items()]:
                 module = importlib.import_module(spec.module)
                 if not _inside(module, self.root):
                     raise ImportError(f"{spec.module!r} resolves to {module!r}, outside {root} (name clash?)")
@@ -108,12 +111,14 @@ class LocalHost:
         if self._server is not None:
             return self
         try:
-            app = FunctionsApp(self.functions, self._import_functions(), self.urls, self.function_key)
+            entries = self._import_functions()
+            app = FunctionsApp(self.functions, entries, self.urls, self.function_key)
             self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
         except BaseException:
             self._unload()
             raise
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._listen(entries)
         if self.function_key:
             log.info("function key configured (%s): function/admin-level functions require it", self._key_source)
         else:
@@ -122,8 +127,22 @@ class LocalHost:
         log.info("serving %d HTTP function(s) of %s at %s", len(self.functions), self.root, self.base_url)
         return self
 
+    def _listen(self, entries: Mapping[str, Callable[..., object]]) -> None:
+        """Run each queue-triggered function on its queue, as the Functions host does, when its connection setting
+        is set (else, like the host, it cannot run: one line says so)."""
+        options = read_queue_options(self.root)
+        for name, spec in self.queue_functions.items():
+            if not os.environ.get(spec.connection):
+                log.warning("%s: %s is not set, so queue %s is not polled", name, spec.connection, spec.queue)
+                continue
+            self._listeners.append(QueueListener(spec, entries[name], options).start())
+            log.info("polling queue %s for %s", spec.queue, name)
+
     def stop(self) -> None:
-        """Stop serving, close the port and unload the app's modules (idempotent)."""
+        """Stop serving and polling, close the port and unload the app's modules (idempotent)."""
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.stop()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()

@@ -91,4 +91,4 @@ def start_prism(folder: Path) -> dict[str, Any]:
     except TimeoutError as exc:
         stop_process_group(proc)
         pytest.fail(f"Prism did not start ({exc}):\n{log.read_text()}", pytrace=False)
-    return {"pid": proc.pid, "base_url": f"http://127.0.0.1:{port}", "log": str(log)}
+    return {"pids": [proc.pid], "base_url": f"http://127.0.0.1:{port}", "log": str(log)}

@@ -124,11 +124,18 @@ def test_discovery_script_file_and_entry_point_honoured(host: LocalHost) -> None
     assert (response.status_code, response.text) == (200, "admin ok")
 
 
-@pytest.mark.parametrize("route", ["items/{id:int}", "items/{name?}", "files/{*path}"])
+@pytest.mark.parametrize("route", ["items/{id:int}", "items/{name?}/more", "files/{*path}"])
 def test_discovery_route_constraint_or_optional_param_rejected(tmp_path: Path, route: str) -> None:
     write_function(tmp_path, "item", ADMIN, {"authLevel": "anonymous", "route": route}, entryPoint="run")
     with pytest.raises(ValueError, match="only plain"):
         LocalHost(tmp_path, port=0)
+
+
+def test_discovery_optional_last_param_routes_with_and_without_it(tmp_path: Path) -> None:
+    write_function(tmp_path, "item", ADMIN, {"authLevel": "anonymous", "route": "items/{name?}"}, entryPoint="run")
+    host = LocalHost(tmp_path, port=0)
+    assert host.urls.bind("localhost").match("/api/items")[0] == "item"
+    assert host.urls.bind("localhost").match("/api/items/x") == ("item", {"name": "x"})
 
 
 # ------------------------------------------------------------------------------------------- routes

@@ -137,11 +137,12 @@ def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_in
     command.wait_for_ready()
     examples = command.output.split("Try it (copy-paste):")[1].split("Ready.")[0]
     lines = [line for line in examples.splitlines() if line and not line.startswith("#")]
-    assert [line.split("=")[0] for line in lines[:2]] == ["TOKEN", "SMS"] and len(lines) == 9
+    assert [line.split("=")[0] for line in lines[:2]] == ["TOKEN", "SMS"] and len(lines) == 11
     script = "\n".join(f"{line}; echo; echo @@@" if line.startswith("curl ") else line for line in lines[:4])
-    script += "\nsleep 3\n" + "\n".join(f"{line}; echo; echo @@@" for line in lines[4:])  # callbacks arrive
+    script += "\nsleep 3\n" + "\n".join(f"{line}; echo; echo @@@" for line in lines[4:10])  # callbacks arrive
+    script += "\nsleep 3\n" + f"{lines[10]}; echo; echo @@@"  # the broadcast, 1 segment a second, is done
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    replay, status, voice, inbound_sms, inbound_call, activity = done.stdout.split("@@@")[:6]
+    replay, status, voice, inbound_sms, inbound_call, activity, _, broadcast = done.stdout.split("@@@")[:8]
     first_sms = json.loads(done.stderr.splitlines()[0])  # the answer shown to the user
     assert first_sms["sid"].startswith("SM")
     assert "Idempotent-Replayed: true" in replay and first_sms["sid"] in replay
@@ -154,6 +155,9 @@ def test_run_command_printed_examples_run_as_pasted_sign_in_replay_status_and_in
     kinds = [event["type"] for event in json.loads(activity)]
     assert "status_callback" in kinds and "inbound.sms" in kinds
     assert 'Authorization: Bearer $TOKEN' in lines[1]  # the mobile API is called as a signed-in user
+    admitted = json.loads(done.stderr.splitlines()[2])  # after the SMS's and the call's answers
+    assert admitted["recipients"] == 2 and [r["code"] for r in admitted["rejected"]] == ["invalid_phone_number"]
+    assert json.loads(broadcast)["counts"]["rejected"] == 1
     assert len([r for r in json.loads(activity) if r["type"] == "rest.request" and r["method"] == "POST"
                 and r["path"].endswith("/Messages.json")]) == 1  # the replay sent nothing
     azurite = next(line for line in command.lines if line.startswith("State: Azurite"))
