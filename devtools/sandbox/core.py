@@ -223,9 +223,11 @@ class TwilioSandbox:
     def _well_known(self, data: dict[str, Any], document: str) -> tuple[int, Any]:
         return 200, self.idp.jwks() if document == "jwks.json" else self.idp.discovery()
 
-    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub": ...}, alice by default
-        return 200, {"access_token": self.idp.token(str(data.get("sub") or "alice")), "token_type": "Bearer",
-                     "expires_in": 3600}
+    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub", "ttl"}: alice for 3600 s by default
+        sub, ttl = data.pop("sub", "alice"), data.pop("ttl", 3600)
+        if data or not isinstance(sub, str) or not sub or type(ttl) is not int:
+            raise ValueError("expected fields: sub (a non-empty string), ttl (whole seconds, negative: expired)")
+        return 200, {"access_token": self.idp.token(sub, ttl), "token_type": "Bearer", "expires_in": ttl}
 
     def _listing(self, data: dict[str, Any], name: str) -> tuple[int, Any]:
         return 200, getattr(self, name)

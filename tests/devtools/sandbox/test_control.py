@@ -130,3 +130,15 @@ def test_sandbox_bad_account_sid_or_empty_token_is_refused() -> None:
         TwilioSandbox(account_sid="AC123")
     with pytest.raises(ValueError, match="auth_token"):
         TwilioSandbox(auth_token="")
+
+
+def test_token_endpoint_wrong_field_name_or_type_is_refused_and_ttl_may_be_negative(sandbox: TwilioSandbox) -> None:
+    import jwt
+
+    refused = [control(sandbox, "POST", "/token", payload).status_code
+               for payload in ({"user": "bob"}, {"sub": 7}, {"sub": ""}, {"ttl": "60"}, {"ttl": True})]
+    expired = control(sandbox, "POST", "/token", {"sub": "bob", "ttl": -60}).json()
+    claims = jwt.decode(expired["access_token"], options={"verify_signature": False})
+
+    assert refused == [400] * 5
+    assert claims["sub"] == "bob" and claims["exp"] < time.time() and expired["expires_in"] == -60
