@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 # Only the standard library at import time: ./run.sh --help answers before the venv is built.
 from devtools.local_host.config import KEY_ENV, load_local_settings
@@ -32,6 +32,7 @@ DEMO_CALLER = "+14155550100"
 DEMO_RECIPIENT = "+14155550123"
 SANDBOX_API_KEY_SID = "SK" + "5a" * 16  # the sandbox's API key: REST Basic auth and voice_token's signing key
 SANDBOX_TWIML_APP_SID = "AP" + "5a" * 16  # stands in for the TwiML App whose Voice URL is /api/voice_webhook
+CONSOLE_PATH = "/_console"  # where the local host serves devtools/console/ (dev tooling, never deployed)
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET")
 
@@ -194,6 +195,12 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
     return examples
 
 
+def console_url(app_url: str, sandbox_url: str, key: str | None) -> str:
+    """The developer console's address: on the app's origin, told where the sandbox is, the number and the key."""
+    query = {"sandbox": sandbox_url, "number": SANDBOX_NUMBER, **({"key": key} if key else {})}
+    return f"{app_url}{CONSOLE_PATH}/index.html?{urlencode(query)}"
+
+
 def describe(event: dict[str, Any]) -> str | None:
     """One console line for a sandbox activity event (None for events not worth a line)."""
     kind = event.get("type", "")
@@ -301,8 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Listening before the sandbox learns the app's URL, so that --port 0 is a port by then. The app reads
             # its settings on each request, so the ones set below apply from the first.
             # function_key None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that source too.
-            server = LocalHost(ROOT, host=args.host, port=args.port,
-                               function_key=None if key and not flag_key else key or "").start()
+            server = LocalHost(ROOT, host=args.host, port=args.port, function_key=None if key and not flag_key else key
+                               or "", static={CONSOLE_PATH: ROOT / "devtools" / "console"}).start()
             app_url = server.base_url
         if use_sandbox:
             from devtools.sandbox import TwilioSandbox
@@ -315,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             wire_sandbox(sandbox, api_key_secret, app_url)
             signed_in = wire_identity(sandbox, with_quotas=state is not None)
             threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
+            if server is not None:
+                print(f"Console: {console_url(app_url, sandbox.base_url, key)}")
             print(f"Twilio: SANDBOX at {sandbox.base_url}")
         else:
             print(f"Twilio: REAL Twilio account {os.environ['TWILIO_ACCOUNT_SID'].strip()[:6]}…")
