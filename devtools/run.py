@@ -144,7 +144,9 @@ def setting_problems() -> list[str]:
     settings = load_settings()
     lines = [f"Invalid setting: {invalid_setting(name)}; the functions that read it answer 503 not_configured"
              for name in settings.invalid]
-    if settings.inbound_call_flow == "voicemail" and not os.environ.get("VOICEMAIL_NOTIFY_SMS", "").strip():
+    needed = ("INBOUND_CALL_FLOW", "VOICEMAIL_NOTIFY_SMS")  # read only when valid (an invalid one raises)
+    if not set(needed) & set(settings.invalid) and settings.inbound_call_flow == "voicemail" \
+            and not settings.voicemail_notify_sms:
         lines.append("Warning: INBOUND_CALL_FLOW=voicemail without VOICEMAIL_NOTIFY_SMS: recordings are announced "
                      "to nobody")
     return lines

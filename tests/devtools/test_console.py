@@ -130,6 +130,13 @@ def test_console_placed_call_shows_what_the_callee_heard(page) -> None:
     expect(phone(page, "+14155550166")).to_contain_text("Heard: Your table is ready", timeout=WAIT_MS)
 
 
+def test_console_voice_token_shows_its_decoded_voice_grant(page) -> None:
+    sign_in(page, "bob")
+    page.get_by_role("button", name="Get a voice token").click()
+    expect(page.get_by_label("Decoded voice token")).to_contain_text('"outgoing"')
+    expect(page.get_by_label("Decoded voice token")).to_contain_text("identity ")
+
+
 def test_console_hang_fault_shows_the_apps_504_with_its_message(page) -> None:
     sign_in(page)
     page.get_by_role("button", name="Hang").click()
