@@ -4,5 +4,8 @@
 # ./run.sh --help for options.
 set -euo pipefail
 cd "$(dirname "$0")"
+for arg in "$@"; do  # --help answers at once: the option parser needs only the standard library, not the venv
+  case $arg in -h|--help) exec "${PYTHON:-python3}" -m devtools.run --help ;; esac
+done
 . devtools/bootstrap.sh
 exec .venv/bin/python -m devtools.run "$@"

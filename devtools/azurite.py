@@ -70,23 +70,24 @@ class Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
         if self.debug_log:  # one "RequestMethod=" line per request it serves: how benchmarks count operations
             storage += ["--debug", str(self.debug_log)]
-        self.proc = subprocess.Popen(
-            [self.node, str(NODE_MODULES / "azurite/dist/src/table/main.js"), *storage, "--disableTelemetry",
-             "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
-        self.queue_proc = subprocess.Popen(  # a process of its own: each tells the one port it listens on
-            [self.node, str(NODE_MODULES / "azurite/dist/src/queue/main.js"), *storage[:2], "--disableTelemetry",
-             "--skipApiVersionCheck", "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
-        try:  # Azurite prints the port it was given, not the one it bound: ask the system which one it listens on
+        env = {**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)}
+        try:  # each service a process of its own, which tells the one port it listens on
+            self.proc = self._service("table", [*storage, "--tablePort", str(self.port)], env)
+            self.queue_proc = self._service("queue", [*storage[:2], "--queuePort", str(self.queue_port)], env)
+            # Azurite prints the port it was given, not the one it bound: ask the system which one it listens on
             self.port = listening_port(self.proc, timeout)
             self.queue_port = listening_port(self.queue_proc, timeout)
-        except TimeoutError as exc:
-            self.stop()
+        except (OSError, TimeoutError) as exc:
+            self.stop()  # never a service left running without the other
             raise NodeMissing(f"Azurite did not start: {exc}") from None
         return self
+
+    def _service(self, name: str, options: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self.node, str(NODE_MODULES / f"azurite/dist/src/{name}/main.js"), *options, "--disableTelemetry",
+             "--skipApiVersionCheck", f"--{name}Host", "127.0.0.1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env)
 
     def stop(self) -> None:
         """Stop Azurite's services and anything they started (each its own process group)."""

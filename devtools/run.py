@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from devtools.local_host import KEY_ENV, LocalHost, load_local_settings
+# Only the standard library at import time: ./run.sh --help answers before the venv is built.
+from devtools.local_host.config import KEY_ENV, load_local_settings
 from devtools.processes import stop_process_group
-from shared.settings import LOCAL_HOSTNAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = "local.settings.json"
@@ -32,6 +32,7 @@ DEMO_CALLER = "+14155550100"
 DEMO_RECIPIENT = "+14155550123"
 SANDBOX_API_KEY_SID = "SK" + "5a" * 16  # the sandbox's API key: REST Basic auth and voice_token's signing key
 SANDBOX_TWIML_APP_SID = "AP" + "5a" * 16  # stands in for the TwiML App whose Voice URL is /api/voice_webhook
+CONSOLE_PATH = "/_console"  # where the local host serves devtools/console/ (dev tooling, never deployed)
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET")
 
@@ -62,6 +63,8 @@ def credentials_problem(from_file: dict[str, str]) -> str | None:
 
 def has_public_origin() -> bool:
     """Whether the app hands Twilio a reachable origin: PUBLIC_BASE_URL, or a WEBSITE_HOSTNAME that is not local."""
+    from shared.settings import LOCAL_HOSTNAMES
+
     hostname = urlsplit("//" + os.environ.get("WEBSITE_HOSTNAME", "").strip()).hostname
     return bool(os.environ.get("PUBLIC_BASE_URL", "").strip() or (hostname and hostname not in LOCAL_HOSTNAMES))
 
@@ -136,17 +139,25 @@ def wire_identity(sandbox: Any, with_quotas: bool) -> bool:
     return True
 
 
-def invalid_settings() -> list[str]:
-    """One line per invalid app setting, named with what it allows (never its value)."""
+def setting_problems() -> list[str]:
+    """One line per invalid app setting, named with what it allows (never its value), and per setting a flow needs."""
     from shared.settings import invalid_setting, load_settings
 
-    return [f"Invalid setting: {invalid_setting(name)}; the functions that read it answer 503 not_configured"
-            for name in load_settings().invalid]
+    settings = load_settings()
+    lines = [f"Invalid setting: {invalid_setting(name)}; the functions that read it answer 503 not_configured"
+             for name in settings.invalid]
+    needed = ("INBOUND_CALL_FLOW", "VOICEMAIL_NOTIFY_SMS")  # read only when valid (an invalid one raises)
+    if not set(needed) & set(settings.invalid) and settings.inbound_call_flow == "voicemail" \
+            and not settings.voicemail_notify_sms:
+        lines.append("Warning: INBOUND_CALL_FLOW=voicemail without VOICEMAIL_NOTIFY_SMS: recordings are announced "
+                     "to nobody")
+    return lines
 
 
 def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
                   signed_in: bool = False) -> list[tuple[str, str]]:
-    """(title, command) pairs a user can paste into a shell, in order (a token first, when signing in)."""
+    """(title, command) pairs a user can paste into a shell, in order (a token first, when signing in). The
+    Idempotency-Key is new each run: Azurite keeps the last run's keys, which would replay its SMS."""
     auth = f" -H {shlex.quote('x-functions-key: ' + key)}" if key else ""
     examples = []
     if signed_in:
@@ -155,7 +166,7 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
                          f"TOKEN=$(curl -s -X POST {sandbox_url}/_sandbox/token -H 'Content-Type: application/json' "
                          "-d '{\"sub\": \"alice\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)"
                          "[\"access_token\"])')"))
-    sms = f"curl -s -X POST {app_url}/api/send_sms{auth} -H 'Idempotency-Key: demo-sms-1' " \
+    sms = f"curl -s -X POST {app_url}/api/send_sms{auth} -H 'Idempotency-Key: demo-sms-{secrets.token_hex(4)}' " \
           f"-H 'Content-Type: application/json' -d '{{\"to\": \"{DEMO_RECIPIENT}\", \"body\": \"Hello from Azure Functions\"}}'"
     call = f"curl -s -X POST {app_url}/api/make_call{auth} -H 'Content-Type: application/json' " \
            f"-d '{{\"to\": \"{DEMO_RECIPIENT}\", \"message\": \"Hello! This is your app calling.\"}}'"
@@ -182,7 +193,8 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
              f"curl -s -X POST {sandbox_url}/_sandbox/inbound/call -H 'Content-Type: application/json' "
              f"-d '{{\"url\": \"{app_url}/api/voice_webhook\", \"from\": \"{DEMO_CALLER}\", "
              f"\"to\": \"{SANDBOX_NUMBER}\"}}'"),
-            ("See everything the sandbox did (JSON activity log)", f"curl -s {sandbox_url}/_sandbox/activity"),
+            ("See everything the sandbox did (JSON activity log)",
+             f"curl -s {sandbox_url}/_sandbox/activity | python3 -m json.tool"),
         ]
     if signed_in:
         broadcast = (f"curl -s -X POST {app_url}/api/broadcasts{auth} -H 'Content-Type: application/json' "
@@ -195,6 +207,12 @@ def curl_examples(app_url: str, key: str | None, sandbox_url: str | None,
             ("Where every recipient of the broadcast stands", f"curl -s {app_url}/api/broadcasts/$BR{auth}"),
         ]
     return examples
+
+
+def console_url(app_url: str, sandbox_url: str, key: str | None) -> str:
+    """The developer console's address: on the app's origin, told where the sandbox is, the number and the key."""
+    query = {"sandbox": sandbox_url, "number": SANDBOX_NUMBER, **({"key": key} if key else {})}
+    return f"{app_url}{CONSOLE_PATH}/index.html?{urlencode(query)}"
 
 
 def describe(event: dict[str, Any]) -> str | None:
@@ -294,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     sandbox = server = func = state = None
     signed_in = False
+    from devtools.local_host import LocalHost
+
     try:
         state = start_state()
         if args.func:
@@ -302,8 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Listening before the sandbox learns the app's URL, so that --port 0 is a port by then. The app reads
             # its settings on each request, so the ones set below apply from the first.
             # function_key None lets the host read FUNCTIONS_HOST_KEY itself, so its own log names that source too.
-            server = LocalHost(ROOT, host=args.host, port=args.port,
-                               function_key=None if key and not flag_key else key or "").start()
+            server = LocalHost(ROOT, host=args.host, port=args.port, function_key=None if key and not flag_key else key
+                               or "", static={CONSOLE_PATH: ROOT / "devtools" / "console"}).start()
             app_url = server.base_url
         if use_sandbox:
             from devtools.sandbox import TwilioSandbox
@@ -316,9 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             wire_sandbox(sandbox, api_key_secret, app_url)
             signed_in = wire_identity(sandbox, with_quotas=state is not None)
             threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
+            if server is not None:
+                print(f"Console: {console_url(app_url, sandbox.base_url, key)}")
             print(f"Twilio: SANDBOX at {sandbox.base_url}")
         else:
             print(f"Twilio: REAL Twilio account {os.environ['TWILIO_ACCOUNT_SID'].strip()[:6]}…")
+            print("Warning: the commands below send real SMS and place real calls, at this account's cost")
             if not has_public_origin():
                 print(f"Warning: Twilio cannot reach {app_url} (this machine): set PUBLIC_BASE_URL to a public https "
                       "URL that forwards here (e.g. a tunnel), or calls cannot fetch their TwiML")
@@ -336,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Functions:")
             for name in sorted(server.functions):
                 print(f"  {name}: {server.url_template(name)}")
-        for line in invalid_settings():
+        for line in setting_problems():
             print(line)
         print("\nTry it (copy-paste):")
         for title, command in curl_examples(app_url, key, sandbox.base_url if sandbox else None, signed_in):

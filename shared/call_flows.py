@@ -128,7 +128,8 @@ def _menu_choice(param: Param, ours: Ours, settings: Settings) -> str:
     if option is None and int(attempt) >= MENU_PROMPTS:
         return twiml.refuse("Sorry, we did not get a valid choice.")
     if option is None:
-        return _menu(settings, menu, int(attempt) + 1, before="Sorry, that is not an option.")
+        before = "Sorry, that is not an option." if param("Digits") else "Sorry, nothing was pressed."
+        return _menu(settings, menu, int(attempt) + 1, before=before)
     if isinstance(option, Say):
         return twiml.refuse(option.text)
     if isinstance(option, Forward):

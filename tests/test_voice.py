@@ -214,6 +214,13 @@ def test_inbound_menu_invalid_or_no_input_repeats_twice_then_says_goodbye(voice,
     assert verbs(twiml(inbound(Digits=digits), step_hook("menu", attempt=3))) == ["Say", "Hangup"]
 
 
+@pytest.mark.parametrize(("digits", "said"), [("9", "not an option"), ("", "nothing was pressed")])
+def test_inbound_menu_wrong_key_or_no_input_says_which(voice, monkeypatch, digits, said):
+    monkeypatch.setenv("INBOUND_CALL_FLOW", "menu")
+    monkeypatch.setenv("CALL_MENU", json.dumps(MENU))
+    assert said in "".join(twiml(inbound(Digits=digits), step_hook("menu", attempt=1)).itertext())
+
+
 def test_inbound_voicemail_records_with_both_step_urls(voice, monkeypatch):
     monkeypatch.setenv("INBOUND_CALL_FLOW", "voicemail")
     monkeypatch.setenv("VOICEMAIL_MAX_SECONDS", "60")

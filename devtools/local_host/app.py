@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .config import LOGGER_NAME, FunctionSpec
+from .config import LOGGER_NAME, Cors, FunctionSpec
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -86,8 +86,9 @@ class FunctionsApp:
     """WSGI callable serving the HTTP functions whose entry points it is given."""
 
     def __init__(self, specs: Mapping[str, FunctionSpec], entries: Mapping[str, Callable[..., object]],
-                 urls: Map, function_key: str | None) -> None:
+                 urls: Map, function_key: str | None, cors: Cors = Cors()) -> None:
         self.specs, self.entries, self.urls, self.function_key = specs, entries, urls, function_key
+        self.cors = cors
 
     def _authorized(self, spec: FunctionSpec, request: Request) -> bool:
         if spec.auth_level == "anonymous" or not self.function_key:
@@ -122,7 +123,18 @@ class FunctionsApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         started = time.perf_counter()
         request = _Request(environ)
-        response = self._handle(request)
+        allowed = self.cors.allow_origin(request.headers.get("Origin"))
+        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        response = host_answer(204) if allowed and preflight else self._handle(request)
+        if allowed:  # as ASP.NET Core's CORS middleware in func start: any method and header, nothing exposed
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            response.vary.add("Origin")
+            if self.cors.credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+            if preflight:
+                response.headers["Access-Control-Allow-Methods"] = request.headers["Access-Control-Request-Method"]
+                if asked := request.headers.get("Access-Control-Request-Headers"):
+                    response.headers["Access-Control-Allow-Headers"] = asked
         log.info("%s %s %d %.1fms", _printable(request.method), _printable(request.path), response.status_code,
                  (time.perf_counter() - started) * 1000)
         return response(environ, start_response)

@@ -86,3 +86,26 @@ def load_local_settings(root: Path, environ: MutableMapping[str, str] = os.envir
     applied = {key: str(value) for key, value in values.items() if value is not None and not environ.get(key)}
     environ.update(applied)
     return applied
+
+
+@dataclass(frozen=True)
+class Cors:
+    """``Host.CORS`` of local.settings.json, as ``func start`` applies it: the origins allowed (comma-separated, "*":
+    any) with any method and header; ``Host.CORSCredentials`` true lets them send credentials."""
+
+    origins: tuple[str, ...] = ()
+    credentials: bool = False
+
+    def allow_origin(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin answer for a request's Origin (None: no CORS headers at all)."""
+        if not origin or not (set(self.origins) & {"*", origin}):
+            return None
+        return "*" if "*" in self.origins and not self.credentials else origin
+
+
+def load_cors(root: Path) -> Cors:
+    """Host.CORS and Host.CORSCredentials of local.settings.json (no file, or no CORS: none allowed)."""
+    path = Path(root) / "local.settings.json"
+    host = (_read_json(path).get("Host") or {}) if path.is_file() else {}
+    origins = tuple(origin.strip() for origin in str(host.get("CORS") or "").split(",") if origin.strip())
+    return Cors(origins, host.get("CORSCredentials") is True)

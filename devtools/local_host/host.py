@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import FunctionsApp, url_map
-from .config import KEY_ENV, LOGGER_NAME, FunctionSpec, discover_functions, read_route_prefix
+from .config import KEY_ENV, LOGGER_NAME, FunctionSpec, discover_functions, load_cors, read_route_prefix
 from .queues import QueueListener, QueueSpec, discover_queue_functions, read_queue_options
 
 log = logging.getLogger(LOGGER_NAME)
@@ -41,10 +42,11 @@ class LocalHost:
     """Serve a v1-model Python function app's HTTP triggers, and run its queue triggers, the way ``func start`` does.
 
     ``function_key=None`` reads ``$FUNCTIONS_HOST_KEY``; no key (or "") serves every function without a check.
+    ``static`` serves folders of files at URL prefixes (the developer console), before the functions.
     """
 
     def __init__(self, root: str | os.PathLike[str] = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 function_key: str | None = None) -> None:
+                 function_key: str | None = None, static: Mapping[str, Path] | None = None) -> None:
         self.root = Path(root).resolve()
         self.host, self.port = host, port
         self.function_key = os.environ.get(KEY_ENV) if function_key is None else function_key
@@ -54,6 +56,8 @@ class LocalHost:
         self.urls = url_map(self.functions.values(), self.route_prefix)
         self.queue_functions: Mapping[str, QueueSpec] = MappingProxyType(discover_queue_functions(self.root))
         self._listeners: list[QueueListener] = []
+        self.cors = load_cors(self.root)
+        self.static = dict(static or {})
         self._server: BaseWSGIServer | None = None
         self._imported: set[str] = set()  # modules start() imported from the root, unloaded by stop()
         self._added_path = False
@@ -112,7 +116,9 @@ class LocalHost:
             return self
         try:
             entries = self._import_functions()
-            app = FunctionsApp(self.functions, entries, self.urls, self.function_key)
+            app = FunctionsApp(self.functions, entries, self.urls, self.function_key, self.cors)
+            if self.static:
+                app = SharedDataMiddleware(app, {prefix: str(path) for prefix, path in self.static.items()})
             self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
         except BaseException:
             self._unload()

@@ -26,16 +26,19 @@ from .state import Store
 _log = logging.getLogger("devtools.sandbox")
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-# The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool),
-# each answered by the TwilioSandbox method its endpoint names; any other path goes to the REST API.
+# The development OpenID provider and the /_sandbox/ control endpoints (JSON, no auth: a loopback developer tool, open
+# to any origin for the console), each answered by the TwilioSandbox method its endpoint names, but the live feed
+# (server-sent events); any other path goes to the REST API.
 ROUTES = Map([
     Rule("/.well-known/<any('openid-configuration', 'jwks.json'):document>", endpoint="_well_known"),
     Rule("/_sandbox/token", methods=["POST"], endpoint="_token"),
+    Rule("/_sandbox/events", methods=["GET"], endpoint="_events"),
     Rule("/_sandbox/<any(activity, requests, faults, messages, calls):name>", methods=["GET"], endpoint="_listing"),
     Rule("/_sandbox/faults", methods=["POST"], endpoint="_arm"),
     Rule("/_sandbox/faults", methods=["DELETE"], endpoint="_disarm"),
     Rule("/_sandbox/callbacks", methods=["POST"], endpoint="_callbacks"),
     Rule("/_sandbox/inbound/<any(sms, call):kind>", methods=["POST"], endpoint="_inbound"),
+    Rule("/_sandbox/calls/<sid>/answer", methods=["POST"], endpoint="_answer"),
     Rule("/_sandbox", endpoint="_unknown"),
     Rule("/_sandbox/<path:route>", endpoint="_unknown"),
 ])
@@ -211,6 +214,15 @@ class TwilioSandbox:
             endpoint, args = ROUTES.bind_to_environ(environ).match(request.path.rstrip("/") or "/")
         except NotFound:
             return self._rest(request)(environ, start_response)
+        cors = {"Access-Control-Allow-Origin": "*"}
+        if request.method == "OPTIONS":  # a browser's preflight: any method, the headers it asks for
+            cors.update({"Access-Control-Allow-Methods": "GET, POST, DELETE",
+                         "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "")})
+            return Response(status=204, headers=cors)(environ, start_response)
+        if endpoint == "_events":
+            after = request.headers.get("Last-Event-ID", request.args.get("after", "0"))
+            return Response(self._feed(int(after) if after.isdigit() else 0), headers={**cors, "Cache-Control":
+                            "no-cache"}, content_type="text/event-stream")(environ, start_response)
         try:
             data = json.loads(request.get_data() or b"{}")  # invalid JSON raises a ValueError: answered 400
             if not isinstance(data, dict):
@@ -218,14 +230,27 @@ class TwilioSandbox:
             status, payload = getattr(self, endpoint)(data, **args)
         except (TypeError, ValueError) as exc:  # bad JSON, a field of the wrong name or type, or a refused value
             status, payload = 400, {"error": str(exc)}
-        return Response(json.dumps(payload), status, content_type=JSON_TYPE)(environ, start_response)
+        return Response(json.dumps(payload), status, headers=cors, content_type=JSON_TYPE)(environ, start_response)
+
+    def _feed(self, seq: int) -> Iterable[str]:
+        """The live feed: each activity event after seq as a server-sent event (its id the seq), until stopped."""
+        yield "retry: 500\n\n"
+        while not self._faults.closed.is_set():
+            events = self._store.events_after(seq, timeout=1.0)
+            for event in events:
+                yield f"id: {event['seq']}\ndata: {json.dumps(event)}\n\n"
+            seq = events[-1]["seq"] if events else seq
+            if not events:
+                yield ": idle\n\n"  # a comment: a closed page's connection fails here and the thread ends
 
     def _well_known(self, data: dict[str, Any], document: str) -> tuple[int, Any]:
         return 200, self.idp.jwks() if document == "jwks.json" else self.idp.discovery()
 
-    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub": ...}, alice by default
-        return 200, {"access_token": self.idp.token(str(data.get("sub") or "alice")), "token_type": "Bearer",
-                     "expires_in": 3600}
+    def _token(self, data: dict[str, Any]) -> tuple[int, Any]:  # {"sub", "ttl"}: alice for 3600 s by default
+        sub, ttl = data.pop("sub", "alice"), data.pop("ttl", 3600)
+        if data or not isinstance(sub, str) or not sub or type(ttl) is not int:
+            raise ValueError("expected fields: sub (a non-empty string), ttl (whole seconds, negative: expired)")
+        return 200, {"access_token": self.idp.token(sub, ttl), "token_type": "Bearer", "expires_in": ttl}
 
     def _listing(self, data: dict[str, Any], name: str) -> tuple[int, Any]:
         return 200, getattr(self, name)
@@ -245,8 +270,15 @@ class TwilioSandbox:
         url, from_, to = data.pop("url", None), data.pop("from", None), data.pop("to", None)
         if not all(isinstance(value, str) and value for value in (url, from_, to)):
             raise ValueError("expected string fields: url, from, to")
+        if kind == "call" and data.pop("live", False) is True:
+            return 202, self._flows.live_call(url, from_, to, **data)
         simulate = self._flows.inbound_sms if kind == "sms" else self._flows.inbound_call
         return 200, simulate(url, from_, to, **data)
+
+    def _answer(self, data: dict[str, Any], sid: str) -> tuple[int, Any]:  # {"value": digits, outcome or boolean}
+        if set(data) != {"value"}:
+            raise ValueError("expected one field: value")
+        return 200, self._flows.answer(sid, data["value"])
 
     def _unknown(self, data: dict[str, Any], route: str = "") -> tuple[int, Any]:
         return 404, {"error": f"no control endpoint /_sandbox/{route} for this method"}

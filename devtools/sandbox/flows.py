@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import mimetypes
+import queue
 import random
 import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -19,6 +20,7 @@ from .state import (ALWAYS_VALID_FROM, API_VERSION, Kind, Resource, Store, messa
                     webhook_error)
 
 DIAL_OUTCOMES = ("completed", "no-answer", "busy", "failed", "canceled")  # a <Dial>'s DialCallStatus
+LIVE_WAIT = 300.0  # seconds a live call waits for the developer's answer before taking the default
 CLIENT_APPLICATION_SID = "AP" + "0" * 32  # the TwiML App a Voice SDK (client:...) call comes through
 
 
@@ -36,6 +38,7 @@ class Flows:
         self.shuffle_callbacks = False  # the fault mode: a lifecycle's callbacks at its end, shuffled and doubled
         self._held: dict[str, list[tuple[Kind, Resource, dict[str, str]]]] = {}
         self.base_url = ""  # the sandbox's origin (set once serving): recordings' URLs start with it
+        self._live: dict[str, _InboundCall] = {}  # live inbound calls, by SID, while they run
 
     def spawn(self, sid: str) -> None:
         """Run a new message's (SM...) or call's (CA...) lifecycle on a daemon thread (a crash is reported by
@@ -54,15 +57,17 @@ class Flows:
                                   "content_type": None, "body": "", "error": None}
         form, query = (params, "") if method == "POST" else ({}, urlencode(params))
         target = f"{url}{'&' if urlsplit(url).query else '?'}{query}" if query else url
-        headers = {"X-Twilio-Signature": RequestValidator(self._auth_token).compute_signature(target, form),
-                   "I-Twilio-Idempotency-Token": str(uuid.uuid4()), "User-Agent": "TwilioProxy/1.1", "Accept": "*/*"}
+        signature = RequestValidator(self._auth_token).compute_signature(target, form)
+        headers = {"X-Twilio-Signature": signature, "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+                   "User-Agent": "TwilioProxy/1.1", "Accept": "*/*"}
+        result["signature"], started = signature, time.perf_counter()
         try:
             reply = requests.request(method, target, data=form or None, headers=headers, timeout=self._timeout,
                                      allow_redirects=False)
         except requests.RequestException as exc:
-            return {**result, "error": f"{type(exc).__name__}: {exc}"}
+            return {**result, "error": f"{type(exc).__name__}: {exc}", "ms": _ms_since(started)}
         return {**result, "status": reply.status_code, "content_type": reply.headers.get("Content-Type"),
-                "body": reply.content.decode("utf-8", "replace")}
+                "body": reply.content.decode("utf-8", "replace"), "ms": _ms_since(started)}
 
     def _status_callback(self, kind: Kind, resource: Resource, params: dict[str, str], held: bool = False) -> None:
         url = resource["sandbox"].get("status_callback")
@@ -155,16 +160,39 @@ class Flows:
             raise ValueError(f"max_steps must be at least 1 and dial outcomes among {', '.join(DIAL_OUTCOMES)}")
         if isinstance(digits, str) or not all(isinstance(keys, str) for keys in digits) or not isinstance(record, bool):
             raise ValueError("digits must be a list of strings and record a boolean")
-        call = _InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps)
+        return self._run(_InboundCall(self, from_, to, digits, dial_outcomes, record, max_steps), url, method)
+
+    def live_call(self, url: str, from_: str, to: str, *, method: str = "POST") -> dict[str, Any]:
+        """Start an inbound call that asks the developer at each <Gather> (digits), <Dial> (its outcome) and <Record>
+        (leave a message or not), logging a call.waiting event each time, until answer(); returns {sid}."""
+        call = _InboundCall(self, from_, to, (), (), True, 20, live=True)
+        self._live[call.sid] = call
+        threading.Thread(target=self._run, args=(call, url, method), name=f"sandbox-{call.sid}", daemon=True).start()
+        return {"sid": call.sid}
+
+    def answer(self, sid: str, value: Any) -> dict[str, Any]:
+        """Answer a live call's question: digits (a string), dial (one of DIAL_OUTCOMES), record (a boolean)."""
+        call = self._live.get(sid)
+        if call is None or call.waiting is None:
+            raise ValueError(f"call {sid} is not waiting for an answer")
+        valid = {"digits": isinstance(value, str), "dial": value in DIAL_OUTCOMES, "record": isinstance(value, bool)}
+        if not valid[call.waiting]:
+            raise ValueError(f"the call waits for {call.waiting}: digits a string, dial one of "
+                             f"{', '.join(DIAL_OUTCOMES)}, record a boolean")
+        call.answers.put(value)
+        return {"sid": sid, "answered": call.waiting}
+
+    def _run(self, call: _InboundCall, url: str, method: str) -> dict[str, Any]:
         request: tuple[str, str, dict[str, str]] = (url, method, {})
         try:
             while True:  # request a document, play it: the next request, until the call ends
                 request = call.play(call.request(*request), document=request[0])
         except _Ended as end:
             ended = str(end)
+        self._live.pop(call.sid, None)
         twiml, error = call.steps[0]["twiml"], call.steps[-1]["twilio_error"]
         self.store.log("inbound.call", sid=call.sid, twiml=twiml, twilio_error=error, ended=ended,
-                       steps=len(call.steps), **call.first)
+                       steps=len(call.steps), said=call.said, dialed=call.dialed, **call.first)
         return {**_outcome(call.sid, call.first, twiml, error), "steps": call.steps, "dialed": call.dialed,
                 "said": call.said, "ended": ended}
 
@@ -177,8 +205,10 @@ class _InboundCall:
     """One inbound call from the caller's side: the keys pressed, how each <Dial> ends, whether a message is left."""
 
     def __init__(self, flows: Flows, from_: str, to: str, digits: Sequence[str], dial_outcomes: Sequence[str],
-                 record: bool, max_steps: int) -> None:
+                 record: bool, max_steps: int, live: bool = False) -> None:
         self.flows = flows
+        self.answers: queue.Queue[Any] | None = queue.Queue() if live else None  # a live call's answers
+        self.waiting: str | None = None  # what a live call waits for: digits, dial or record
         self.digits, self.dial_outcomes = iter(digits), iter(dial_outcomes)
         self.record = record
         self.max_steps = max_steps
@@ -221,7 +251,7 @@ class _InboundCall:
             elif verb.tag == "Gather":
                 for child in verb:
                     self.note(child)
-                pressed = next(self.digits, "")
+                pressed = self.ask("digits", self.digits, "")
                 if (finish := verb.get("finishOnKey", "#")) and finish in pressed:
                     pressed = pressed[:pressed.index(finish)]
                 if (limit := verb.get("numDigits", "")).isdigit():
@@ -231,13 +261,13 @@ class _InboundCall:
                     return action, how, {"Digits": pressed}
             elif verb.tag == "Dial":
                 targets = [("client:" if noun.tag == "Client" else "") + _text(noun) for noun in verb] or [_text(verb)]
-                outcome = next(self.dial_outcomes, "completed")
+                outcome = self.ask("dial", self.dial_outcomes, "completed")
                 self.dialed.append(targets)
                 notes.append(f"Dial {', '.join(targets)}: {outcome}")
                 answered = {"DialCallDuration": "12", "DialCallSid": new_sid("CA")} if outcome == "completed" else {}
                 if verb.get("action"):
                     return action, how, {"DialCallStatus": outcome, "DialCallDuration": "0", **answered}
-            elif verb.tag == "Record" and self.record:
+            elif verb.tag == "Record" and self.ask("record", iter([self.record]), True):
                 notes.append("Record: a 7 s message, then the caller hangs up")
                 sid = new_sid("RE")
                 recording = {"RecordingSid": sid, "RecordingUrl": f"{self.flows.base_url}/{API_VERSION}/Accounts/"
@@ -260,6 +290,23 @@ class _InboundCall:
             else:
                 notes.append(f"<{verb.tag}> not simulated: skipped")
         raise _Ended("end")
+
+    def ask(self, what: str, scripted: Iterator[Any], default: Any) -> Any:
+        """The script's next answer; on a live call, the developer's (a call.waiting event asks), else the default."""
+        if self.answers is None:
+            return next(scripted, default)
+        self.waiting = what
+        self.flows.store.log("call.waiting", sid=self.sid, waiting=what, step=len(self.steps))
+        deadline = time.monotonic() + LIVE_WAIT
+        try:
+            while not self.flows._stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    return self.answers.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+            return default
+        finally:
+            self.waiting = None
 
     def note(self, verb: ET.Element) -> None:
         if verb.tag == "Say":
@@ -284,6 +331,10 @@ def judge_twiml(result: dict[str, Any], *, allow_empty: bool) -> tuple[str | Non
     if root.tag != "Response":
         return None, webhook_error(12100, f"root element is <{root.tag}>, expected <Response>")
     return result["body"], None
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _text(element: ET.Element) -> str:

@@ -123,7 +123,7 @@ class Store:
     """Sandbox state; every method is safe to call from any thread and returns copies."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified on each new event, for the live feed
         self._resources: dict[Kind, dict[str, Resource]] = {"messages": {}, "calls": {}, "numbers": {}, "applications": {}}
         self._activity: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self._seq = itertools.count(1)
@@ -156,11 +156,18 @@ class Store:
             event = {"seq": next(self._seq), "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                      "type": event_type, **copy.deepcopy(fields)}
             self._activity.append(event)
+            self._lock.notify_all()
 
     def activity(self) -> list[dict[str, Any]]:
         """Every activity event, in order."""
         with self._lock:
             return copy.deepcopy(list(self._activity))
+
+    def events_after(self, seq: int, timeout: float) -> list[dict[str, Any]]:
+        """The events after number seq, waiting up to timeout seconds for one when there are none yet."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._activity and self._activity[-1]["seq"] > seq, timeout)
+            return copy.deepcopy([event for event in self._activity if event["seq"] > seq])
 
     def reset(self) -> None:
         """Forget all resources, requests and events."""

@@ -95,3 +95,13 @@ exec {sys.executable} "$@"
     assert code != 0 and ".venv has no working pip: creating .venv" in output, output
     assert "ensurepip is not available" in output and "apt install python3-venv" in output, output
     assert not (scripts / ".venv").exists() and "app ran" not in output
+
+
+def test_bootstrap_run_help_answers_before_any_venv_with_a_bare_python(tmp_path):
+    shutil.copy2(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "devtools", tmp_path / "devtools", ignore=shutil.ignore_patterns("__pycache__"))
+    bare = os.path.realpath(getattr(sys, "_base_executable", sys.executable))  # no werkzeug, no azure.functions
+    done = subprocess.run([str(tmp_path / "run.sh"), "--port", "0", "--help"], env={**os.environ, "PYTHON": bare},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.startswith("usage: ./run.sh"), done.stderr
+    assert not (tmp_path / ".venv").exists()

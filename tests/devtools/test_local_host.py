@@ -404,3 +404,39 @@ def test_cli_key_from_local_settings_enforced_and_sigterm_exits_0(app_root: Path
         _, stderr = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, stderr
     assert "GET /v1/admin_fn 200" in stderr and "settings-key" not in stderr
+
+
+# ------------------------------------------------------------------------------- CORS and static files
+
+@pytest.mark.parametrize(("cors", "origin", "allowed"), [
+    ({"CORS": "http://localhost:5173, http://other"}, "http://localhost:5173", "http://localhost:5173"),
+    ({"CORS": "*"}, "http://anywhere", "*"),
+    ({"CORS": "*", "CORSCredentials": True}, "http://anywhere", "http://anywhere"),
+    ({"CORS": "http://localhost:5173"}, "http://evil", None),
+    ({}, "http://localhost:5173", None),
+])
+def test_cors_host_setting_answers_preflight_and_requests_like_func_start(app_root: Path, cors: dict[str, Any],
+                                                                          origin: str, allowed: str | None) -> None:
+    (app_root / "local.settings.json").write_text(json.dumps({"Values": {}, "Host": cors}))
+    with LocalHost(app_root, port=0, function_key="") as host:
+        preflight = requests.options(host.url_for("respond"), timeout=TIMEOUT, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,idempotency-key"})
+        answer = requests.post(host.url_for("respond"), json={"text": "hi"}, headers={"Origin": origin},
+                               timeout=TIMEOUT)
+    assert answer.status_code == 200 and answer.headers.get("Access-Control-Allow-Origin") == allowed
+    assert preflight.headers.get("Access-Control-Allow-Origin") == allowed
+    if allowed:
+        assert preflight.status_code == 204  # the host answers it: respond lists POST only
+        assert preflight.headers["Access-Control-Allow-Headers"] == "content-type,idempotency-key"
+        assert ("Access-Control-Allow-Credentials" in answer.headers) == bool(cors.get("CORSCredentials"))
+
+
+def test_static_folder_is_served_at_its_prefix_before_the_functions(app_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "index.html").write_text("<!doctype html><title>console</title>")
+    with LocalHost(app_root, port=0, static={"/_console": tmp_path / "page"}) as host:
+        page = requests.get(f"{host.base_url}/_console/index.html", timeout=TIMEOUT)
+        function = requests.post(host.url_for("respond"), json={"text": "hi"}, timeout=TIMEOUT)
+    assert page.status_code == 200 and "console" in page.text and page.headers["Content-Type"].startswith("text/html")
+    assert function.text == "hi"

@@ -306,6 +306,7 @@ def test_run_command_real_twilio_without_public_origin_warns_naming_PUBLIC_BASE_
     command = start(env=clean_env(**REAL_LOOKING, **origin))
     command.wait_for_ready()
     assert any(line.startswith("Twilio: REAL") for line in command.lines), command.output
+    assert any("send real SMS and place real calls, at this account's cost" in line for line in command.lines)
     warnings = [line for line in command.lines if "cannot reach" in line]
     assert len(warnings) == int(warned), command.output
     assert all("PUBLIC_BASE_URL" in line and "127.0.0.1" in line for line in warnings)
@@ -321,6 +322,23 @@ def test_run_command_invalid_settings_are_each_named_before_ready(start):
     assert not any(value in command.output for value in ("ivr", "{not json", "soon"))
     ready = next(i for i, line in enumerate(command.lines) if line.startswith("Ready."))
     assert command.lines.index(invalid[-1]) < ready
+
+
+@pytest.mark.parametrize("notify, warned", [("", True), ("+14155550100", False)])
+def test_run_command_voicemail_flow_without_notify_number_warns_at_start(start, notify, warned):
+    command = start(env=clean_env(INBOUND_CALL_FLOW="voicemail", VOICEMAIL_NOTIFY_SMS=notify))
+    command.wait_for_ready()
+    assert any("without VOICEMAIL_NOTIFY_SMS" in line for line in command.lines) == warned, command.output
+
+
+def test_run_command_examples_use_a_new_idempotency_key_each_run_and_pretty_print_activity():
+    from devtools.run import curl_examples
+
+    first, second = (dict(curl_examples("http://app", None, "http://sandbox", True)) for _ in range(2))
+    title = next(title for title in first if "with the same key" in title)
+    key = lambda commands: commands[title].split("Idempotency-Key: ")[1].split("'")[0]  # noqa: E731
+    assert key(first) != key(second) and key(first) in next(c for c in first.values() if "SMS=$(" in c)
+    assert next(c for t, c in first.items() if "activity" in t).endswith("| python3 -m json.tool")
 
 
 @pytest.mark.parametrize("source, named", [

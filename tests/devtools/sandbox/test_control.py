@@ -130,3 +130,65 @@ def test_sandbox_bad_account_sid_or_empty_token_is_refused() -> None:
         TwilioSandbox(account_sid="AC123")
     with pytest.raises(ValueError, match="auth_token"):
         TwilioSandbox(auth_token="")
+
+
+def test_token_endpoint_wrong_field_name_or_type_is_refused_and_ttl_may_be_negative(sandbox: TwilioSandbox) -> None:
+    import jwt
+
+    refused = [control(sandbox, "POST", "/token", payload).status_code
+               for payload in ({"user": "bob"}, {"sub": 7}, {"sub": ""}, {"ttl": "60"}, {"ttl": True})]
+    expired = control(sandbox, "POST", "/token", {"sub": "bob", "ttl": -60}).json()
+    claims = jwt.decode(expired["access_token"], options={"verify_signature": False})
+
+    assert refused == [400] * 5
+    assert claims["sub"] == "bob" and claims["exp"] < time.time() and expired["expires_in"] == -60
+
+
+def test_events_feed_streams_rest_requests_and_signed_webhooks_as_they_happen(sandbox: TwilioSandbox,
+                                                                               app: FakeApp) -> None:
+    create(sandbox, "Messages", SMS)  # before the feed is opened: replayed from ?after=0
+    with requests.get(f"{sandbox.base_url}/_sandbox/events", stream=True, timeout=5) as feed:
+        control(sandbox, "POST", "/inbound/sms", {"url": app.url("/sms"), "from": CUSTOMER, "to": SENDER, "body": "x"})
+        events = []
+        for line in feed.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+            if events and events[-1]["type"] == "inbound.sms":
+                break
+    assert feed.headers["Content-Type"].startswith("text/event-stream")
+    assert feed.headers["Access-Control-Allow-Origin"] == "*"
+    assert [e["type"] for e in events][:2] == ["rest.request", "rest.response"]
+    inbound = events[-1]
+    assert inbound["signature"] and inbound["status"] == 200 and inbound["ms"] >= 0
+
+
+def test_control_endpoints_answer_a_browser_preflight_from_any_origin(sandbox: TwilioSandbox) -> None:
+    preflight = requests.options(f"{sandbox.base_url}/_sandbox/token", timeout=5, headers={
+        "Origin": "http://127.0.0.1:7071", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert preflight.headers["Access-Control-Allow-Headers"] == "content-type"
+    assert control(sandbox, "POST", "/token", {}).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_live_inbound_call_waits_for_each_answer_and_refuses_one_of_the_wrong_kind(sandbox: TwilioSandbox,
+                                                                                   app: FakeApp) -> None:
+    app.voice(**IVR)
+    started = control(sandbox, "POST", "/inbound/call", {"url": app.url("/ivr"), "from": CUSTOMER, "to": SENDER,
+                                                         "live": True})
+    sid = started.json()["sid"]
+
+    def answer(waiting: str, value: object) -> requests.Response:
+        assert sandbox.wait_for(lambda: [e["waiting"] for e in sandbox.activity if e["type"] == "call.waiting"]
+                                .count(waiting) == 1)
+        return control(sandbox, "POST", f"/calls/{sid}/answer", {"value": value})
+
+    wrong = answer("digits", 1).status_code
+    answers = [answer("digits", "1").status_code, answer("dial", "busy").status_code,
+               answer("record", False).status_code]
+    assert sandbox.wait_for(lambda: "inbound.call" in event_types(sandbox))
+    ended = next(e for e in sandbox.activity if e["type"] == "inbound.call")
+
+    assert started.status_code == 202 and wrong == 400 and answers == [200, 200, 200]
+    assert ended["said"] == ["Press 1 for sales", "Leave a message", "No message recorded"]
+    assert control(sandbox, "POST", f"/calls/{sid}/answer", {"value": "1"}).status_code == 400  # ended
