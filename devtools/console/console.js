@@ -66,6 +66,21 @@ async function callApp(path, body, idempotencyKey) {
   return answer;
 }
 
+/** Admit a broadcast, then show its counts each second (GET /api/broadcasts/{id}, not logged) until no recipient
+ * waits to be sent or for its delivery callback (a minute at most). */
+async function broadcast({to, body}) {
+  const numbers = to.split(",").map((number) => number.trim()).filter(Boolean);
+  const admitted = await callApp("/api/broadcasts", {to: numbers, body}, crypto.randomUUID());
+  const headers = {...(token ? {Authorization: `Bearer ${token}`} : {}), ...(KEY ? {"x-functions-key": KEY} : {})};
+  for (let second = 0, status = admitted; admitted?.id && second < 60; second++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    status = await (await fetch(`${location.origin}/api/broadcasts/${admitted.id}`, {headers})).json();
+    const counts = Object.entries(status.counts || {}).filter(([, n]) => n).map(([name, n]) => `${name} ${n}`);
+    $("#counts").textContent = `${admitted.id}: ${status.status}, ${counts.join(", ")}`;
+    if (status.status === "canceled" || (status.status === "done" && !status.counts.sent)) break;
+  }
+}
+
 function showGrants(answer) {
   const payload = JSON.parse(atob(answer.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
   $("#grants").hidden = false;
@@ -216,6 +231,7 @@ onSubmit("#signin", ({sub}) => signIn(sub));
 onSubmit("#sms", (body) => callApp("/api/send_sms", body, crypto.randomUUID()));
 onSubmit("#call", (body) => callApp("/api/make_call", body, crypto.randomUUID()));
 onSubmit("#newphone", ({number}) => phone(number));
+onSubmit("#broadcast", broadcast);
 $("#expired").addEventListener("click", () => signIn(new FormData($("#signin")).get("sub"), -60));
 $("#token").addEventListener("click", async () => {
   const answer = await callApp("/api/voice_token");

@@ -130,6 +130,18 @@ def test_console_placed_call_shows_what_the_callee_heard(page) -> None:
     expect(phone(page, "+14155550166")).to_contain_text("Heard: Your table is ready", timeout=WAIT_MS)
 
 
+def test_console_broadcast_reaches_each_phone_once_and_its_counts_end_done(page) -> None:
+    sign_in(page)  # ./run.sh lets alice broadcast
+    page.locator("#broadcast").get_by_label("Broadcast to").fill("+14155550131, +14155550132, not a number")
+    page.locator("#broadcast").get_by_label("Message").fill("Class cancelled tonight")
+    page.get_by_role("button", name="Broadcast").click()
+    expect(page.locator("#requests li").first).to_contain_text("POST /api/broadcasts → 202")
+    counts = page.get_by_label("Broadcast counts")
+    expect(counts).to_contain_text(re.compile(r": done, .*delivered 2.*rejected 1"), timeout=WAIT_MS)
+    for number in ("+14155550131", "+14155550132"):
+        expect(phone(page, number).locator(".thread li", has_text="Class cancelled tonight")).to_have_count(1)
+
+
 def test_console_voice_token_shows_its_decoded_voice_grant(page) -> None:
     sign_in(page, "bob")
     page.get_by_role("button", name="Get a voice token").click()
