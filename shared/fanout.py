@@ -56,7 +56,7 @@ def _deliver(settings: Settings, message: dict[str, Any]) -> None:
     request = BroadcastRequest(**json.loads(header["message"]))
     interval = header["segments"] / settings.broadcast_segments_per_second
     slot = message["at"]
-    pace = _Pace(slot, interval)
+    pace = _Pace.of(broadcast_id, slot, interval)
     limited: list[int] = []  # the recipients Twilio rate limited (their claims given back)
     with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="broadcast") as pool:
         sending: list[Future[None]] = []
@@ -89,11 +89,25 @@ def _rows(settings: Settings, broadcast_id: str, first: int, last: int) -> list[
 
 
 class _Pace:
-    """The creates of one chunk, `interval` seconds apart from `start` on, whichever thread makes them: the sends
-    start on the pace, but their claims take varying time, and Twilio counts the creates."""
+    """The creates of a broadcast in this process, `interval` seconds apart from `start` on, whichever thread and
+    chunk makes them: the sends start on the pace, but their claims take varying time, and Twilio counts the creates.
+    A chunk that runs late shares it with the next one, which would otherwise send beside it at twice the rate."""
+
+    _of: dict[str, _Pace] = {}  # broadcast id -> its pace (the newest broadcasts only)
+    _lock = threading.Lock()
 
     def __init__(self, start: float, interval: float) -> None:
         self.next, self.interval, self.lock = start, interval, threading.Lock()
+
+    @classmethod
+    def of(cls, broadcast_id: str, start: float, interval: float) -> _Pace:
+        with cls._lock:
+            pace = cls._of.get(broadcast_id)
+            if pace is None or pace.interval != interval:
+                if len(cls._of) >= 64:
+                    cls._of.pop(next(iter(cls._of)))
+                pace = cls._of[broadcast_id] = cls(start, interval)
+            return pace
 
     def wait(self) -> None:
         with self.lock:
