@@ -113,8 +113,7 @@ def admit(request: BroadcastRequest, settings: Settings, identity: str) -> dict[
          "expires_at": expires} for seq, (number, index) in enumerate(zip(request.to, request.indexes))] + [
         {"PartitionKey": broadcast_id, "RowKey": f"x{index:05d}", "index": index, "number": given, "state": "rejected",
          "code": code, "expires_at": expires} for index, given, code in request.rejected]
-    quota.charge_many(settings, SMS, count)
-    with state.state_errors():
+    with quota.charged_many(settings, SMS, count), state.state_errors():
         state.insert_all(settings, state.BROADCASTS, rows)
         for first in range(0, count, size):
             queues.put(settings, queues.BROADCASTS, chunk(broadcast_id, first, min(count, first + size),
