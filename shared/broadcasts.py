@@ -127,6 +127,20 @@ def admit(request: BroadcastRequest, settings: Settings, identity: str) -> dict[
             "estimated_done_at": iso_z(done_at.replace(microsecond=0))}
 
 
+def replayable(answer: dict[str, Any]) -> dict[str, Any]:
+    """The 202 as stored for an Idempotency-Key replay: a `rejected` list too long for a Table property (64 KiB)
+    cut to its first entries, with "rejected_truncated": true (GET ?state=rejected lists them all)."""
+    size = len(json.dumps({**answer, "rejected": [], "rejected_truncated": True}))
+    for kept, entry in enumerate(answer["rejected"]):
+        size += len(json.dumps(entry)) + 2  # the entry and its ", "
+        if size > MAX_STORED_ANSWER:
+            return {**answer, "rejected": answer["rejected"][:kept], "rejected_truncated": True}
+    return answer
+
+
+MAX_STORED_ANSWER = 30_000  # characters of ASCII JSON; a Table string property holds 32,768 UTF-16 ones
+
+
 def chunk(broadcast_id: str, first: int, last: int, at: datetime) -> dict[str, Any]:
     """A queue message: recipients first..last-1 of the broadcast, to be sent from `at` (epoch seconds) on."""
     return {"broadcast": broadcast_id, "first": first, "last": last, "at": at.timestamp()}

@@ -137,6 +137,18 @@ def test_broadcasts_admission_idempotency_key_replays_the_202_and_fans_out_once(
     assert len([e for e in entities(azurite.connection_string, "TwilioBroadcasts") if e["RowKey"] == ""]) == 1
 
 
+def test_broadcasts_admission_idempotency_key_with_a_huge_rejected_list_still_replays_once(broadcasting, azurite):
+    payload = {"to": numbers(1) + [f"not a number {i:019d}" for i in range(2000)], "body": "x"}  # 150 KB rejected
+    first = admit(payload, headers={"Idempotency-Key": "k2"})
+    assert first.status_code == 202 and len(body_of(first)["rejected"]) == 2000
+    again = admit(payload, headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    replayed = body_of(again)
+    assert replayed["id"] == body_of(first)["id"] and replayed["rejected_truncated"] is True
+    assert replayed["rejected"] == body_of(first)["rejected"][:len(replayed["rejected"])]
+    assert len([e for e in entities(azurite.connection_string, "TwilioBroadcasts") if e["RowKey"] == ""]) == 1
+
+
 def test_broadcasts_admission_storage_down_is_503_and_nothing_is_sent(broadcasting, monkeypatch, azurite):
     from devtools.azurite import connection_string
 
