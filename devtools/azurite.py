@@ -63,6 +63,10 @@ class Azurite:
         self.queue_port = queue_port
 
     @property
+    def queue_debug_log(self) -> Path | None:
+        return self.debug_log.with_name(self.debug_log.name + ".queue") if self.debug_log else None
+
+    @property
     def connection_string(self) -> str:
         return connection_string(self.port, ACCOUNT, self.queue_port)
 
@@ -75,8 +79,11 @@ class Azurite:
              "--skipApiVersionCheck", "--tableHost", "127.0.0.1", "--tablePort", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
+        queue_storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        if self.debug_log:  # a log of its own, beside the Table service's
+            queue_storage += ["--debug", str(self.queue_debug_log)]
         self.queue_proc = subprocess.Popen(  # a process of its own: each tells the one port it listens on
-            [self.node, str(NODE_MODULES / "azurite/dist/src/queue/main.js"), *storage[:2], "--disableTelemetry",
+            [self.node, str(NODE_MODULES / "azurite/dist/src/queue/main.js"), *queue_storage, "--disableTelemetry",
              "--skipApiVersionCheck", "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)})
