@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import cold, failure, quota, reuse, state
+from bench import broadcasts, cold, failure, quota, reuse, state
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, BENCH, Table, machine_description
 
 # name -> (run it, given the table, the sandbox and quick)
@@ -28,6 +28,9 @@ BENCHMARKS = {
                                                      cold_runs=3 if quick else 10),
     "quota": lambda table, sandbox, quick: quota.run(table, sandbox, rounds=2 if quick else 4,
                                                      sustain_seconds=2 if quick else 4),
+    "broadcasts": lambda table, sandbox, quick: broadcasts.run(table, sandbox, recipients=40 if quick else 600, rate=20,
+                                                               admitted=500 if quick else 10_000,
+                                                               messages=10 if quick else 50),
 }
 
 

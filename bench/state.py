@@ -92,15 +92,19 @@ def run(table: Table, sandbox: Any, sends: int, cold_runs: int) -> None:
 
 
 class Operations:
-    """Counts the requests Azurite logs (one `RequestMethod=` line each) since the last mark()."""
+    """Counts the requests Azurite logs (one `RequestMethod=` line each, in each of its services' logs) since the
+    last mark()."""
 
-    def __init__(self, log: Path) -> None:
-        self.log, self.offset = log, 0
+    def __init__(self, *logs: Path) -> None:
+        self.logs, self.offsets = logs, [0] * len(logs)
 
     def mark(self) -> None:
-        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        self.offsets = [log.stat().st_size if log.exists() else 0 for log in self.logs]
 
     def since_mark(self) -> int:
-        with open(self.log, "rb") as handle:
-            handle.seek(self.offset)
-            return handle.read().count(b"RequestMethod=")
+        count = 0
+        for log, offset in zip(self.logs, self.offsets):
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                count += handle.read().count(b"RequestMethod=")
+        return count

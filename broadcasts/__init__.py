@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared.api import accepted, mobile_api, ok, read_payload
-from shared.broadcasts import MAX_BODY_BYTES, BroadcastRequest, admit, broadcaster, cancel, status
+from shared.broadcasts import MAX_BODY_BYTES, BroadcastRequest, admit, broadcaster, cancel, replayable, status
 from shared.channels import SMS
 from shared.errors import AppError
 from shared.idempotency import fingerprint, once
@@ -22,7 +22,7 @@ def main(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
         return ok(cancel(settings, broadcast_id, identity))
     request = BroadcastRequest.parse(read_payload(req, MAX_BODY_BYTES), settings)
     return once(req, settings, identity, fingerprint(SMS, request),
-                lambda: _accepted(admit(request, settings, identity)))
+                lambda: _accepted(admit(request, settings, identity)), stored=replayable)
 
 
 def _accepted(body: dict) -> func.HttpResponse:

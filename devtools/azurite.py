@@ -63,17 +63,21 @@ class Azurite:
         self.queue_port = queue_port
 
     @property
+    def queue_debug_log(self) -> Path | None:
+        return self.debug_log.with_name(self.debug_log.name + ".queue") if self.debug_log else None
+
+    @property
     def connection_string(self) -> str:
         return connection_string(self.port, ACCOUNT, self.queue_port)
 
     def start(self, timeout: float = 60) -> Azurite:
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
-        if self.debug_log:  # one "RequestMethod=" line per request it serves: how benchmarks count operations
-            storage += ["--debug", str(self.debug_log)]
+        logs = [["--debug", str(log)] if log else [] for log in (self.debug_log, self.queue_debug_log)]
         env = {**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{account}:{KEY}" for account in self.accounts)}
         try:  # each service a process of its own, which tells the one port it listens on
-            self.proc = self._service("table", [*storage, "--tablePort", str(self.port)], env)
-            self.queue_proc = self._service("queue", [*storage[:2], "--queuePort", str(self.queue_port)], env)
+            # one "RequestMethod=" line per request each serves in its debug log: how benchmarks count operations
+            self.proc = self._service("table", [*storage, *logs[0], "--tablePort", str(self.port)], env)
+            self.queue_proc = self._service("queue", [*storage, *logs[1], "--queuePort", str(self.queue_port)], env)
             # Azurite prints the port it was given, not the one it bound: ask the system which one it listens on
             self.port = listening_port(self.proc, timeout)
             self.queue_port = listening_port(self.queue_proc, timeout)

@@ -113,8 +113,7 @@ def admit(request: BroadcastRequest, settings: Settings, identity: str) -> dict[
          "expires_at": expires} for seq, (number, index) in enumerate(zip(request.to, request.indexes))] + [
         {"PartitionKey": broadcast_id, "RowKey": f"x{index:05d}", "index": index, "number": given, "state": "rejected",
          "code": code, "expires_at": expires} for index, given, code in request.rejected]
-    quota.charge_many(settings, SMS, count)
-    with state.state_errors():
+    with quota.charged_many(settings, SMS, count), state.state_errors():
         state.insert_all(settings, state.BROADCASTS, rows)
         for first in range(0, count, size):
             queues.put(settings, queues.BROADCASTS, chunk(broadcast_id, first, min(count, first + size),
@@ -126,6 +125,20 @@ def admit(request: BroadcastRequest, settings: Settings, identity: str) -> dict[
     return {"id": broadcast_id, "status": "scheduled", "recipients": count,
             "rejected": [{"index": i, "to": given, "code": code} for i, given, code in request.rejected],
             "estimated_done_at": iso_z(done_at.replace(microsecond=0))}
+
+
+def replayable(answer: dict[str, Any]) -> dict[str, Any]:
+    """The 202 as stored for an Idempotency-Key replay: a `rejected` list too long for a Table property (64 KiB)
+    cut to its first entries, with "rejected_truncated": true (GET ?state=rejected lists them all)."""
+    size = len(json.dumps({**answer, "rejected": [], "rejected_truncated": True}))
+    for kept, entry in enumerate(answer["rejected"]):
+        size += len(json.dumps(entry)) + 2  # the entry and its ", "
+        if size > MAX_STORED_ANSWER:
+            return {**answer, "rejected": answer["rejected"][:kept], "rejected_truncated": True}
+    return answer
+
+
+MAX_STORED_ANSWER = 30_000  # characters of ASCII JSON; a Table string property holds 32,768 UTF-16 ones
 
 
 def chunk(broadcast_id: str, first: int, last: int, at: datetime) -> dict[str, Any]:

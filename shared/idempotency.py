@@ -35,10 +35,12 @@ def fingerprint(channel: Channel, request: Any) -> str:
 
 
 def once(req: func.HttpRequest, settings: Settings, identity: str, request_fingerprint: str,
-         send: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """send() unless the caller's Idempotency-Key was used before: then the stored outcome (replayed), 409 while
-    the first is in flight, 422 for another request under the same key. If the first one's worker died after asking
-    Twilio: what Twilio created, found in its list (replayed, "reconciled": true), else 502 outcome_unknown."""
+         send: Callable[[], func.HttpResponse],
+         stored: Callable[[dict[str, Any]], dict[str, Any]] = lambda body: body) -> func.HttpResponse:
+    """send() unless the caller's Idempotency-Key was used before: then the stored outcome (replayed; stored(body)
+    of a success, which must fit a Table property), 409 while the first is in flight, 422 for another request under
+    the same key. If the first one's worker died after asking Twilio: what Twilio created, found in its list
+    (replayed, "reconciled": true), else 502 outcome_unknown."""
     key = req.headers.get(HEADER)
     if key is None:
         return send()
@@ -59,7 +61,7 @@ def once(req: func.HttpRequest, settings: Settings, identity: str, request_finge
         raise
     finally:
         sends.before_create.reset(attempting)
-    record.finish(response.status_code, json.loads(response.get_body()),
+    record.finish(response.status_code, stored(json.loads(response.get_body())),
                   {name: value for name, value in response.headers.items() if name.lower() == "location"})
     return response
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -66,30 +67,66 @@ def charged(settings: Settings, channel: Channel, identity: str, to: str) -> Ite
         raise
 
 
-def charge_many(settings: Settings, channel: Channel, count: int) -> None:
+@contextmanager
+def charged_many(settings: Settings, channel: Channel, count: int) -> Iterator[None]:
     """Take `count` slots of the channel's app-wide quota at once (a broadcast's recipients at admission), all or
     nothing: 429 quota_exceeded, and nothing taken, when they do not all fit. The per-user and per-destination quotas
-    do not apply. One read and one transaction of the counter's rows, whatever the count."""
-    for slot in _slots(settings, channel, ANONYMOUS, "", datetime.now(timezone.utc), subjects=("app",)):
+    do not apply. One read and one transaction of the counter's rows, whatever the count. Give them all back when
+    what follows fails before anything could be sent (storage failing while the broadcast is written or queued)."""
+    taken: list[Slot] = []
+    try:
+        for slot in _slots(settings, channel, ANONYMOUS, "", datetime.now(timezone.utc), subjects=("app",)):
+            with state.state_errors():
+                state.update_all_of(settings, state.QUOTAS, slot.quota, slot.row, functools.partial(_add, slot, count),
+                                    select=["count"], tries=MAX_TRIES)
+            taken.append(slot)
+        yield
+    except AppError as exc:
+        if not exc.final:  # nothing was sent
+            for slot in taken:
+                _give_back_many(settings, slot, count)
+        raise
 
-        def add_all(rows: dict[str, state.Row], slot: Slot = slot) -> list[state.Row]:
-            before = rows.get(slot.row)  # the counter as one row, written before it was sharded
-            left, changed = count, []
-            for key, share in _shares(slot.limit - (before["count"] if before is not None else 0), slot.row).items():
-                have = rows[key]["count"] if key in rows else 0
-                if left and have < share:
-                    took = min(left, share - have)
-                    changed.append({"PartitionKey": slot.quota, "RowKey": key, "count": have + took,
-                                    "expires_at": slot.window_end})
-                    left -= took
-            if left:
-                logger.warning("Quota %s has no room for %d more", slot.quota, count)
-                raise _exceeded(slot)
-            return changed
 
+def _add(slot: Slot, count: int, rows: dict[str, state.Row]) -> list[state.Row]:
+    """The sharded counter's rows that take `count` more, filling them in order up to their shares (429 when the
+    shares have no room for all of them)."""
+    before = rows.get(slot.row)  # the counter as one row, written before it was sharded
+    left, changed = count, []
+    for key, share in _shares(slot.limit - (before["count"] if before is not None else 0), slot.row).items():
+        have = rows[key]["count"] if key in rows else 0
+        if left and have < share:
+            took = min(left, share - have)
+            changed.append({"PartitionKey": slot.quota, "RowKey": key, "count": have + took,
+                            "expires_at": slot.window_end})
+            left -= took
+    if left:
+        logger.warning("Quota %s has no room for %d more", slot.quota, count)
+        raise _exceeded(slot)
+    return changed
+
+
+def _give_back_many(settings: Settings, slot: Slot, count: int) -> None:
+    """`count` off the sharded counter, from whichever of its rows count sends (no row goes below 0 or over its
+    share). A storage failure here is logged, as in _give_back."""
+
+    def take_all(rows: dict[str, state.Row]) -> list[state.Row]:
+        left, changed = count, []
+        for key, row in sorted(rows.items()):
+            if key != slot.row and left and row["count"]:
+                took = min(left, row["count"])
+                changed.append({"PartitionKey": slot.quota, "RowKey": key, "count": row["count"] - took,
+                                "expires_at": slot.window_end})
+                left -= took
+        return changed
+
+    try:
         with state.state_errors():
-            state.update_all_of(settings, state.QUOTAS, slot.quota, slot.row, add_all, select=["count"],
+            state.update_all_of(settings, state.QUOTAS, slot.quota, slot.row, take_all, select=["count"],
                                 tries=MAX_TRIES)
+    except AppError:
+        logger.error("%d slots of quota %s could not be given back; they stay counted until %s", count, slot.quota,
+                     iso_z(slot.window_end))
 
 
 def _slots(settings: Settings, channel: Channel, identity: str, to: str, now: datetime,

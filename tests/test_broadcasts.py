@@ -13,7 +13,7 @@ import broadcast_worker
 import broadcasts
 import sms_webhook
 import status_callback
-from tests.support import body_of, entities, json_request, refused_port, signed_form
+from tests.support import TableFaults, body_of, entities, json_request, refused_port, signed_form
 
 URL = "http://localhost:7071/api/broadcasts"
 CALLBACK_URL = "https://app.example.com/api/status_callback"
@@ -137,6 +137,18 @@ def test_broadcasts_admission_idempotency_key_replays_the_202_and_fans_out_once(
     assert len([e for e in entities(azurite.connection_string, "TwilioBroadcasts") if e["RowKey"] == ""]) == 1
 
 
+def test_broadcasts_admission_idempotency_key_with_a_huge_rejected_list_still_replays_once(broadcasting, azurite):
+    payload = {"to": numbers(1) + [f"not a number {i:019d}" for i in range(2000)], "body": "x"}  # 150 KB rejected
+    first = admit(payload, headers={"Idempotency-Key": "k2"})
+    assert first.status_code == 202 and len(body_of(first)["rejected"]) == 2000
+    again = admit(payload, headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    replayed = body_of(again)
+    assert replayed["id"] == body_of(first)["id"] and replayed["rejected_truncated"] is True
+    assert replayed["rejected"] == body_of(first)["rejected"][:len(replayed["rejected"])]
+    assert len([e for e in entities(azurite.connection_string, "TwilioBroadcasts") if e["RowKey"] == ""]) == 1
+
+
 def test_broadcasts_admission_storage_down_is_503_and_nothing_is_sent(broadcasting, monkeypatch, azurite):
     from devtools.azurite import connection_string
 
@@ -147,6 +159,15 @@ def test_broadcasts_admission_storage_down_is_503_and_nothing_is_sent(broadcasti
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     drain(azurite, seconds=2)
     assert broadcasting.messages == []
+
+
+def test_broadcasts_admission_storage_failing_after_the_quota_gives_its_slots_back(broadcasting, monkeypatch, azurite):
+    monkeypatch.setenv("QUOTA_SMS_PER_DAY", "3")
+    TableFaults(monkeypatch, "TwilioBroadcasts").arm(1)  # the header's `scheduled`, after the rows and the chunks
+    response = admit({"to": numbers(3), "body": "x"})
+    assert (response.status_code, body_of(response)["error"]["code"]) == (503, "state_unavailable")
+    assert admit({"to": numbers(3), "body": "x"}).status_code == 202  # the failed one's 3 slots were given back
+    assert admit({"to": numbers(1), "body": "x"}).status_code == 429
 
 
 # -- the worker, status, cancel --------------------------------------------------------------------------------------
