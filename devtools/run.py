@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import io
 import json
 import logging
 import os
@@ -315,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from devtools.local_host import LocalHost
 
     try:
-        state = start_state()
+        with contextlib.redirect_stdout(io.StringIO()) as state_lines:  # shown after the console's URL, which is first
+            state = start_state()
         if args.func:
             app_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
         else:

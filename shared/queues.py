@@ -8,6 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings, SettingsError
+from shared import state
 from shared.state import STORAGE_SETTINGS, TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
@@ -23,7 +24,9 @@ _clients: dict[tuple[Any, ...], QueueClient] = {}
 def queue(settings: Settings, name: str) -> QueueClient:
     """A client for queue `name`, created in the storage account on first use in this process. Messages are
     Base64-encoded text: what the Functions host's queue trigger decodes by default."""
-    key = (settings.storage_connection_string, settings.storage_account_name, name)
+    state.sdk_logging(settings)
+    key = (settings.storage_connection_string, settings.storage_account_name, settings.storage_credential,
+           settings.storage_client_id, name)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -47,10 +50,8 @@ def _connect(settings: Settings, name: str) -> QueueClient:
         return QueueClient.from_connection_string(settings.storage_connection_string, name, **options)
     if not settings.storage_account_name:
         raise SettingsError(missing=(" or ".join(s for s in STORAGE_SETTINGS if not s.endswith("tableServiceUri")),))
-    from azure.identity import DefaultAzureCredential  # imported on this path only: about 250 ms of cold start
-
     return QueueClient(f"https://{settings.storage_account_name}.queue.core.windows.net", name,
-                       credential=DefaultAzureCredential(), **options)
+                       credential=state.credential(settings), **options)
 
 
 def put(settings: Settings, name: str, message: dict[str, Any], delay_seconds: int = 0) -> None:

@@ -58,9 +58,7 @@ class Stored(NamedTuple):
 def table(settings: Settings, name: str) -> TableClient:
     """A client for table `name`, created in the storage account on first use in this process."""
     global _service
-    level = settings.azure_sdk_log_level.upper()
-    if logging.getLevelName(SDK_HTTP_LOGGER.level) != level:  # set once: setLevel clears every logger's cache
-        SDK_HTTP_LOGGER.setLevel(level)
+    sdk_logging(settings)
     key = (settings.storage_connection_string, settings.storage_account_name, settings.storage_table_uri,
            settings.storage_credential, settings.storage_client_id)
     with _lock:
@@ -76,7 +74,7 @@ def table(settings: Settings, name: str) -> TableClient:
 
 
 def _connect(settings: Settings) -> Any:
-    """A TableServiceClient: the connection string, else the account with the app's identity (_credential).
+    """A TableServiceClient: the connection string, else the account with the app's identity (credential).
     No automatic retries: a retried create or update could be counted twice; callers retry on an ETag."""
     if not settings.storage_configured:
         raise SettingsError(missing=(" or ".join(STORAGE_SETTINGS),))
@@ -86,10 +84,17 @@ def _connect(settings: Settings) -> Any:
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **options)
     endpoint = settings.storage_table_uri or f"https://{settings.storage_account_name}.table.core.windows.net"
-    return TableServiceClient(endpoint=endpoint, credential=_credential(settings), **options)
+    return TableServiceClient(endpoint=endpoint, credential=credential(settings), **options)
 
 
-def _credential(settings: Settings) -> Any:
+def sdk_logging(settings: Settings) -> None:
+    """The Azure SDK's HTTP logging (a request and response in several lines each) at AZURE_SDK_LOG_LEVEL."""
+    level = settings.azure_sdk_log_level.upper()
+    if logging.getLevelName(SDK_HTTP_LOGGER.level) != level:  # set once: setLevel clears every logger's cache
+        SDK_HTTP_LOGGER.setLevel(level)
+
+
+def credential(settings: Settings) -> Any:
     """The identity the Functions host itself uses for AzureWebJobsStorage__*: with __credential=managedidentity a
     managed identity (the user-assigned one whose client ID __clientId names, else the system-assigned one),
     otherwise DefaultAzureCredential (environment, workload identity, managed identity, then developer sign-ins)."""

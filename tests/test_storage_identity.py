@@ -36,6 +36,17 @@ def test_storage_managedidentity_with_client_id_uses_that_user_assigned_identity
     assert client.url.startswith("https://stapp.table.core.windows.net")
 
 
+def test_storage_queue_managedidentity_with_client_id_uses_that_user_assigned_identity():
+    from shared import queues
+
+    client = queues._connect(parse_settings({"AzureWebJobsStorage__accountName": "stapp", "AzureWebJobsStorage__clientId":
+                                             CLIENT_ID, "AzureWebJobsStorage__credential": "managedidentity"}),
+                             "twilio-broadcast")
+    assert isinstance(client.credential, ManagedIdentityCredential)
+    assert client.credential.kwargs == {"client_id": CLIENT_ID}
+    assert client.url.startswith("https://stapp.queue.core.windows.net")
+
+
 def test_storage_managedidentity_without_client_id_uses_the_system_assigned_identity():
     client = client_for({"AzureWebJobsStorage__tableServiceUri": "https://stapp.table.core.windows.net",
                          "AzureWebJobsStorage__credential": "ManagedIdentity"})

@@ -65,7 +65,7 @@ def discover_functions(root: Path) -> dict[str, FunctionSpec]:
         directory, data = manifest.parent, _read_json(manifest)
         trigger = next((b for b in data.get("bindings", []) if b.get("type", "").lower() == "httptrigger"), None)
         if trigger is None:
-            log.info("%s: not an HTTP trigger; not served", directory.name)
+            log.debug("%s: not an HTTP trigger; not served here", directory.name)
             continue
         name, route = directory.name, str(trigger.get("route") or directory.name).strip("/")
         specs[name] = FunctionSpec(

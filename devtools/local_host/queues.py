@@ -94,6 +94,9 @@ class QueueListener:
     def __init__(self, spec: QueueSpec, entry: Callable[..., object], options: QueueOptions) -> None:
         from azure.storage.queue import QueueClient
 
+        http_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+        if http_log.level == logging.NOTSET:  # each poll would log its request and answer in several lines
+            http_log.setLevel(logging.WARNING)
         self.spec, self.entry, self.options = spec, entry, options
         connection = os.environ[spec.connection]
         client = {"retry_total": 0, "connection_timeout": 5}  # a storage account out of reach: log and poll again
