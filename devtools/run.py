@@ -336,18 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_key_secret = secrets.token_urlsafe(32)  # a new one each run, as long as a real one
             sandbox = TwilioSandbox(host=args.host, port=args.sandbox_port, step_delay=0.5,
                                     api_keys={SANDBOX_API_KEY_SID: api_key_secret}).start()
-            wire_sandbox(sandbox, api_key_secret, app_url)
-            signed_in = wire_identity(sandbox, with_quotas=state is not None)
-            threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
             if server is not None:
                 print(f"Console: {console_url(app_url, sandbox.base_url, key)}")
             print(f"Twilio: SANDBOX at {sandbox.base_url}")
+            wire_sandbox(sandbox, api_key_secret, app_url)
+            signed_in = wire_identity(sandbox, with_quotas=state is not None)
+            threading.Thread(target=follow_activity, args=(sandbox, stop), daemon=True).start()
         else:
             print(f"Twilio: REAL Twilio account {os.environ['TWILIO_ACCOUNT_SID'].strip()[:6]}…")
             print("Warning: the commands below send real SMS and place real calls, at this account's cost")
             if not has_public_origin():
                 print(f"Warning: Twilio cannot reach {app_url} (this machine): set PUBLIC_BASE_URL to a public https "
                       "URL that forwards here (e.g. a tunnel), or calls cannot fetch their TwiML")
+        print(state_lines.getvalue(), end="")
         if not key:
             print(f"Function keys: not enforced (no --function-key or {KEY_ENV}), as with func start")
         elif args.func:
